@@ -1,0 +1,170 @@
+//! Every scenario of the test world, checked end to end: the findings (code and severity) and
+//! the exit code.
+
+use mtasts_check::{Code, Outcome, Severity, exit_code};
+use mtasts_testkit::Scenario;
+
+use crate::support::{absent, dump, expect, nothing_worse_than, run};
+
+use Code as C;
+use Severity::{Error as E, Info as I, Ok as O, Warning as W};
+
+/// `scenario!(name, Scenario, exit, [(code, severity)...], absent [codes...])`
+macro_rules! scenario {
+    ($test:ident, $scenario:expr, exit $exit:expr, [$(($code:expr, $sev:expr)),* $(,)?] $(, absent [$($no:expr),* $(,)?])?) => {
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn $test() {
+            let (_world, r) = run($scenario).await;
+            $( expect(&r, $code, $sev); )*
+            $($( absent(&r, $no); )*)?
+            assert_eq!(exit_code([&r]), $exit, "{}: exit code; findings:\n{}", r.input, dump(&r));
+        }
+    };
+}
+
+scenario!(good, Scenario::Good, exit 0,
+    [(C::StsTxtOk, O), (C::PolicyOk, O), (C::MxCovered, O), (C::MxTlsOk, O), (C::TlsRptOk, O), (C::DnssecStatus, I)],
+    absent [C::StsNotDeployed, C::PolicyModeTesting]);
+scenario!(good_split_txt, Scenario::GoodSplitTxt, exit 0, [(C::StsTxtOk, O), (C::PolicyOk, O)]);
+scenario!(good_wildcard, Scenario::GoodWildcard, exit 0, [(C::MxCovered, O), (C::MxTlsOk, O)], absent [C::MxPatternUnused]);
+scenario!(good_cname_delegated, Scenario::GoodCnameDelegated, exit 0,
+    [(C::StsTxtDelegated, I), (C::StsTxtOk, O), (C::PolicyOk, O)]);
+scenario!(https_chunked, Scenario::HttpsChunked, exit 0, [(C::PolicyOk, O)]);
+scenario!(no_mta_sts, Scenario::NoMtaSts, exit 0, [(C::StsNotDeployed, W), (C::TlsRptMissing, W)],
+    absent [C::PolicyHostMissing, C::PolicyUnreachable, C::StsTxtMissing, C::PolicyOk]);
+scenario!(txt_missing, Scenario::TxtMissing, exit 1, [(C::StsTxtMissing, E), (C::PolicyOk, O)], absent [C::StsNotDeployed]);
+scenario!(txt_duplicate, Scenario::TxtDuplicate, exit 1, [(C::StsTxtMultiple, E)]);
+scenario!(txt_invalid_id, Scenario::TxtInvalidId, exit 1, [(C::StsTxtInvalid, E)]);
+scenario!(txt_missing_id, Scenario::TxtMissingId, exit 1, [(C::StsTxtInvalid, E)]);
+scenario!(txt_not_first, Scenario::TxtNotFirst, exit 1, [(C::StsTxtDiscarded, W), (C::StsTxtMissing, E)]);
+scenario!(txt_unrelated_only, Scenario::TxtUnrelatedOnly, exit 1, [(C::StsTxtMissing, E)], absent [C::StsTxtDiscarded]);
+scenario!(policy_host_nxdomain, Scenario::PolicyHostNxdomain, exit 1, [(C::StsTxtOk, O), (C::PolicyHostMissing, E)]);
+scenario!(policy_host_unreachable, Scenario::PolicyHostUnreachable, exit 1, [(C::PolicyUnreachable, E)]);
+scenario!(https_untrusted_cert, Scenario::HttpsUntrustedCert, exit 1, [(C::PolicyCertUntrusted, E)]);
+scenario!(https_expired_cert, Scenario::HttpsExpiredCert, exit 1, [(C::PolicyCertExpired, E)]);
+scenario!(https_wrong_name_cert, Scenario::HttpsWrongNameCert, exit 1, [(C::PolicyCertWrongName, E)]);
+scenario!(https_404, Scenario::Https404, exit 1, [(C::PolicyHttpStatus, E)]);
+scenario!(https_500, Scenario::Https500, exit 1, [(C::PolicyHttpStatus, E)]);
+scenario!(https_content_type_html, Scenario::HttpsContentTypeHtml, exit 1, [(C::PolicyContentType, E), (C::PolicyOk, O)]);
+scenario!(https_content_type_charset, Scenario::HttpsContentTypeCharset, exit 0, [(C::PolicyOk, O)], absent [C::PolicyContentType]);
+scenario!(https_too_large, Scenario::HttpsTooLarge, exit 1, [(C::PolicyTooLarge, E)]);
+scenario!(https_hang, Scenario::HttpsHang, exit 1, [(C::PolicyTimeout, E)]);
+scenario!(https_slow, Scenario::HttpsSlow, exit 1, [(C::PolicyTimeout, E)]);
+scenario!(policy_syntax_error, Scenario::PolicySyntaxError, exit 1, [(C::PolicyInvalid, E)], absent [C::PolicyOk]);
+scenario!(policy_missing_max_age, Scenario::PolicyMissingMaxAge, exit 1, [(C::PolicyInvalid, E)]);
+scenario!(policy_ip_mx, Scenario::PolicyIpMx, exit 1, [(C::PolicyInvalid, E)]);
+scenario!(policy_version_not_first, Scenario::PolicyVersionNotFirst, exit 0, [(C::PolicyWarning, W), (C::PolicyOk, O)]);
+scenario!(policy_max_age_too_large, Scenario::PolicyMaxAgeTooLarge, exit 1, [(C::PolicyInvalid, E)]);
+scenario!(policy_max_age_short, Scenario::PolicyMaxAgeShort, exit 0, [(C::PolicyMaxAgeShort, W)]);
+scenario!(policy_mode_testing, Scenario::PolicyModeTesting, exit 0, [(C::PolicyModeTesting, I), (C::PolicyReadyToEnforce, I)]);
+scenario!(policy_mode_none, Scenario::PolicyModeNone, exit 0, [(C::PolicyModeNone, W)], absent [C::MxNotCovered, C::MxCovered]);
+scenario!(mx_not_covered, Scenario::MxNotCovered, exit 1, [(C::MxNotCovered, E), (C::MxTlsOk, O)], absent [C::MxCovered]);
+scenario!(mx_pattern_unused, Scenario::MxPatternUnused, exit 0, [(C::MxPatternUnused, W), (C::MxCovered, O)]);
+scenario!(mx_wildcard_too_deep, Scenario::MxWildcardTooDeep, exit 1, [(C::MxWildcardTooDeep, E)], absent [C::MxNotCovered]);
+scenario!(mx_no_starttls, Scenario::MxNoStarttls, exit 1, [(C::MxStartTlsMissing, E)], absent [C::MxTlsOk]);
+scenario!(mx_cert_untrusted, Scenario::MxCertUntrusted, exit 1, [(C::MxCertUntrusted, E)], absent [C::MxTlsOk]);
+scenario!(mx_cert_expired, Scenario::MxCertExpired, exit 1, [(C::MxCertExpired, E)]);
+scenario!(mx_cert_wrong_name, Scenario::MxCertWrongName, exit 1, [(C::MxCertWrongName, E)]);
+scenario!(mx_cert_self_signed, Scenario::MxCertSelfSigned, exit 1, [(C::MxCertUntrusted, E)]);
+scenario!(mx_cert_bad_testing_mode, Scenario::MxCertBadTestingMode, exit 0,
+    [(C::MxCertWrongName, W), (C::PolicyModeTesting, I)], absent [C::PolicyReadyToEnforce]);
+scenario!(mx_silent, Scenario::MxSilent, exit 0, [(C::MxTimeout, W)], absent [C::MxTlsOk]);
+scenario!(mx_unreachable, Scenario::MxUnreachable, exit 0, [(C::MxUnreachable, W)]);
+scenario!(implicit_mx, Scenario::ImplicitMx, exit 0, [(C::MxImplicit, I), (C::MxCovered, O), (C::MxTlsOk, O)]);
+scenario!(tlsrpt_missing, Scenario::TlsrptMissing, exit 0, [(C::TlsRptMissing, W)], absent [C::TlsRptOk]);
+scenario!(tlsrpt_invalid, Scenario::TlsrptInvalid, exit 1, [(C::TlsRptInvalid, E)]);
+scenario!(tlsrpt_duplicate, Scenario::TlsrptDuplicate, exit 1, [(C::TlsRptMultiple, E)]);
+scenario!(dane_tlsa, Scenario::DaneTlsa, exit 0, [(C::DaneTlsa, I), (C::MxTlsOk, O)]);
+scenario!(dns_servfail, Scenario::DnsServfail, exit 2, [(C::StsTxtDnsError, E)], absent [C::StsNotDeployed]);
+scenario!(dns_timeout, Scenario::DnsTimeout, exit 2, [(C::StsTxtDnsError, E)], absent [C::StsNotDeployed]);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redirect_is_reported_and_never_followed() {
+    let (world, r) = run(Scenario::HttpsRedirect).await;
+    expect(&r, C::PolicyRedirect, E);
+    assert_eq!(exit_code([&r]), 1);
+    let requests = world.https().requests();
+    assert_eq!(requests.len(), 1, "exactly one request, the redirect not followed: {requests:?}");
+    assert_eq!(requests[0].path, "/.well-known/mta-sts.txt");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn good_deployment_is_clean_and_uses_the_right_names() {
+    let (world, r) = run(Scenario::Good).await;
+    nothing_worse_than(&r, Severity::Info, &[]);
+    assert_eq!(r.outcome, Outcome::Checked);
+    assert_eq!(r.policy.mode.as_deref(), Some("enforce"));
+    assert!(r.suggestions.is_empty(), "nothing to suggest for a good domain: {:?}", r.suggestions);
+    // RFC 8461 §7.1: SNI mta-sts.<domain> for HTTPS and the MX name for SMTP.
+    let requests = world.https().requests();
+    assert!(requests.iter().any(|q| q.sni == "mta-sts.good.test"), "{requests:?}");
+    let smtp = world.smtp("mx1.good.test").expect("mx1 server");
+    let sessions = smtp.sessions();
+    assert!(
+        sessions.iter().any(|s| s.sni.as_deref() == Some("mx1.good.test") && s.starttls && s.quit),
+        "{sessions:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_mta_sts_gets_complete_records_from_live_mx() {
+    let (_world, r) = run(Scenario::NoMtaSts).await;
+    let s = &r.suggestions;
+    let txt = s.sts_txt.as_deref().expect("TXT suggestion");
+    assert!(txt.starts_with("_mta-sts.no-mta-sts.test. 3600 IN TXT \"v=STSv1; id="), "{txt}");
+    let policy = s.policy.as_deref().expect("policy suggestion");
+    let parsed = mtasts_proto::Policy::parse(policy).expect("suggested policy parses").value;
+    assert_eq!(parsed.mode(), mtasts_proto::Mode::Testing);
+    assert!(parsed.matching_pattern("mx1.no-mta-sts.test").is_some(), "{policy}");
+    assert!(s.tlsrpt_txt.as_deref().is_some_and(|t| t.contains("v=TLSRPTv1; rua=mailto:")));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn uncovered_mx_gets_the_corrected_policy() {
+    let (_world, r) = run(Scenario::MxNotCovered).await;
+    let f = r.findings.iter().find(|f| f.code == C::MxNotCovered).unwrap();
+    assert_eq!(f.subject.as_deref(), Some("backup.mx-not-covered.test"));
+    assert!(f.fix.as_deref().unwrap().contains("mx: backup.mx-not-covered.test"));
+    let policy = r.suggestions.policy.as_deref().expect("amended policy");
+    let parsed = mtasts_proto::Policy::parse(policy).unwrap().value;
+    assert!(parsed.matching_pattern("backup.mx-not-covered.test").is_some());
+    assert!(parsed.matching_pattern("mx1.mx-not-covered.test").is_some());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invalid_input_is_could_not_check() {
+    let world = mtasts_testkit::World::builder().build().await;
+    let checker = crate::support::checker_for(&world);
+    for bad in ["", "exa mple.test", "192.0.2.1", "a..b.test", &format!("{}.test", "x".repeat(64))]
+    {
+        let r = checker.check(bad).await;
+        expect(&r, C::DomainInvalid, E);
+        assert_eq!(exit_code([&r]), 2, "{bad:?}");
+    }
+    let r = checker.check("nonexistent.test").await;
+    expect(&r, C::DomainNotFound, E);
+    assert_eq!(exit_code([&r]), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_scenario_in_one_world_concurrently() {
+    // All scenarios share one world, checked 16 at a time: shared MX hosts and the single
+    // HTTPS listener must not confuse results, and each finishes within its deadlines.
+    let mut builder = mtasts_testkit::World::builder();
+    for s in Scenario::ALL {
+        builder = builder.scenario(*s);
+    }
+    let world = builder.build().await;
+    let checker = crate::support::checker_for(&world);
+    let started = std::time::Instant::now();
+    let mut reports: Vec<mtasts_check::DomainReport> = Vec::new();
+    let domains: Vec<String> = Scenario::ALL.iter().map(Scenario::domain).collect();
+    checker.check_all(domains.clone(), 16, &mut reports).await;
+    assert_eq!(reports.len(), domains.len());
+    for (r, d) in reports.iter().zip(&domains) {
+        assert_eq!(&r.input, d, "reports come back in input order");
+    }
+    let good = reports.iter().find(|r| r.input == "good.test").unwrap();
+    nothing_worse_than(good, Severity::Info, &[]);
+    assert!(started.elapsed() < std::time::Duration::from_secs(60), "took {:?}", started.elapsed());
+}

@@ -1,0 +1,96 @@
+//! `mtasts check DOMAIN...`
+
+use std::io::IsTerminal;
+
+use anyhow::Context;
+use clap::{Args, ValueEnum};
+use mtasts_check::render::{JsonRenderer, TextRenderer};
+use mtasts_check::{CheckOptions, Checker};
+
+use crate::net_args::NetArgs;
+
+/// Output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum Format {
+    /// Readable text, grouped by topic.
+    Text,
+    /// One JSON document (schema: docs/check-json.md).
+    Json,
+}
+
+/// When to colour text output.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum Color {
+    /// When stdout is a terminal and NO_COLOR is unset.
+    Auto,
+    /// Always.
+    Always,
+    /// Never.
+    Never,
+}
+
+/// Arguments of `mtasts check`.
+#[derive(Debug, Args)]
+pub(crate) struct CheckArgs {
+    /// Domains to check (IDNs are accepted and converted to A-labels).
+    #[arg(required = true, value_name = "DOMAIN")]
+    pub(crate) domains: Vec<String>,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub(crate) format: Format,
+    /// Colour.
+    #[arg(long, value_enum, default_value_t = Color::Auto)]
+    pub(crate) color: Color,
+    /// Hide findings that are ok.
+    #[arg(long, short)]
+    pub(crate) quiet: bool,
+    /// Do not connect to MX hosts (no STARTTLS or certificate checks).
+    #[arg(long)]
+    pub(crate) no_smtp: bool,
+    /// Skip TLSA and DNSSEC lookups.
+    #[arg(long)]
+    pub(crate) no_dane: bool,
+    /// Domains checked at once.
+    #[arg(long, default_value_t = 8)]
+    pub(crate) concurrency: usize,
+    #[command(flatten)]
+    pub(crate) net: NetArgs,
+}
+
+pub(crate) async fn run(args: CheckArgs) -> anyhow::Result<u8> {
+    let config = args.net.config()?;
+    let options = CheckOptions { probe_smtp: !args.no_smtp, dane: !args.no_dane };
+    let checker = Checker::new(&config, options).context("cannot set up the checker")?;
+    run_with(&checker, args.domains, args.format, args.color, args.quiet, args.concurrency).await
+}
+
+pub(crate) async fn run_with(
+    checker: &Checker,
+    domains: Vec<String>,
+    format: Format,
+    color: Color,
+    quiet: bool,
+    concurrency: usize,
+) -> anyhow::Result<u8> {
+    let stdout = std::io::stdout();
+    match format {
+        Format::Text => {
+            let color = match color {
+                Color::Always => true,
+                Color::Never => false,
+                Color::Auto => stdout.is_terminal() && std::env::var_os("NO_COLOR").is_none(),
+            };
+            let mut sink = TextRenderer::new(stdout.lock(), color);
+            sink.verbose = !quiet;
+            let code = checker.check_all(domains, concurrency, &mut sink).await;
+            sink.finish().context("writing the report")?;
+            Ok(code)
+        }
+        Format::Json => {
+            let mut sink = JsonRenderer::default();
+            let code = checker.check_all(domains, concurrency, &mut sink).await;
+            sink.finish(stdout.lock()).context("writing the report")?;
+            Ok(code)
+        }
+    }
+}

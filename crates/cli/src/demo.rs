@@ -1,0 +1,77 @@
+//! `mtasts demo`: the checker against the built-in test world, no network needed.
+
+use std::sync::Arc;
+
+use anyhow::Context;
+use clap::Args;
+use mtasts_check::{CheckOptions, Checker};
+use mtasts_net::{HickoryDns, NetConfig, Timeouts, TrustRoots};
+use mtasts_testkit::{Scenario, World};
+
+use crate::check::{Color, Format};
+
+/// Arguments of `mtasts demo`.
+#[derive(Debug, Args)]
+pub(crate) struct DemoArgs {
+    /// Only these scenarios (names as listed by --list).
+    pub(crate) scenarios: Vec<String>,
+    /// List the scenarios and exit.
+    #[arg(long)]
+    pub(crate) list: bool,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub(crate) format: Format,
+    /// Colour.
+    #[arg(long, value_enum, default_value_t = Color::Auto)]
+    pub(crate) color: Color,
+    /// Hide findings that are ok.
+    #[arg(long, short)]
+    pub(crate) quiet: bool,
+}
+
+pub(crate) async fn run(args: DemoArgs) -> anyhow::Result<u8> {
+    if args.list {
+        for s in Scenario::ALL {
+            println!("{:<28} {}", s.name(), s.domain());
+        }
+        return Ok(0);
+    }
+    let chosen: Vec<Scenario> = if args.scenarios.is_empty() {
+        Scenario::ALL.to_vec()
+    } else {
+        args.scenarios
+            .iter()
+            .map(|n| {
+                Scenario::ALL
+                    .iter()
+                    .copied()
+                    .find(|s| s.name() == n)
+                    .with_context(|| format!("no scenario {n:?} (see mtasts demo --list)"))
+            })
+            .collect::<anyhow::Result<_>>()?
+    };
+    let mut builder = World::builder();
+    for s in &chosen {
+        builder = builder.scenario(*s);
+    }
+    let world = builder.build().await;
+    eprintln!(
+        "test world: DNS {}, HTTPS port {}, SMTP port {}, CA {}",
+        world.dns_addr(),
+        world.https_port(),
+        world.smtp_port(),
+        world.ca_pem_path().display()
+    );
+    let config = NetConfig {
+        dns_servers: vec![world.dns_addr()],
+        trust: TrustRoots::PemFile(world.ca_pem_path().to_path_buf()),
+        https_port: world.https_port(),
+        smtp_port: world.smtp_port(),
+        timeouts: Timeouts::fast(),
+        ehlo_name: "demo.mtasts.test".into(),
+    };
+    let dns = Arc::new(HickoryDns::new(&config.dns_servers, config.timeouts.dns)?);
+    let checker = Checker::with_dns(&config, dns, CheckOptions::default())?;
+    let domains = chosen.iter().map(Scenario::domain).collect();
+    crate::check::run_with(&checker, domains, args.format, args.color, args.quiet, 16).await
+}

@@ -1,0 +1,62 @@
+//! `mtasts`: MTA-STS (RFC 8461) and TLS-RPT (RFC 8460) for domain owners, hosting providers,
+//! mail operators and auditors.
+//!
+//! This binary only parses arguments and renders output; the work is in the library crates.
+//! Each subcommand has its own module.
+
+mod check;
+mod demo;
+mod net_args;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// MTA-STS and TLS-RPT: check domains, and (later) host policies, enforce them for Postfix and
+/// collect reports.
+#[derive(Debug, Parser)]
+#[command(name = "mtasts", version, about, propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Check domains' MTA-STS and TLS-RPT deployment and say exactly what to fix.
+    ///
+    /// Exit status: 0 no errors, 1 errors found, 2 could not check.
+    Check(check::CheckArgs),
+    /// Start a self-contained test world on loopback (DNS, HTTPS policy hosts, SMTP servers)
+    /// and check every scenario in it: what `check` says about each classic mistake.
+    Demo(demo::DemoArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let filter = tracing_subscriber::EnvFilter::try_from_env("MTASTS_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    mtasts_net::install_crypto_provider();
+
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("mtasts: cannot start the async runtime: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let result = runtime.block_on(async {
+        match cli.command {
+            Command::Check(args) => check::run(args).await,
+            Command::Demo(args) => demo::run(args).await,
+        }
+    });
+    match result {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            eprintln!("mtasts: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}

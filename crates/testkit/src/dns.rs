@@ -1,0 +1,382 @@
+//! An in-process authoritative DNS server (hickory-server) on loopback, UDP and TCP.
+//!
+//! All records live in one zone rooted at `.` so that any name can be published, CNAMEs
+//! are chased across "domains", and the negative answers are right (RFC 2308): a name that
+//! exists (or is an empty non-terminal, RFC 8020) but has no record of the asked type gets
+//! NOERROR with an empty answer and the SOA in the authority section (NODATA); any other name
+//! gets NXDOMAIN. [`Zone::servfail`] and [`Zone::silent`] names are intercepted by a
+//! `RequestHandler` wrapping the hickory `Catalog`. Every record has TTL [`TTL`].
+
+use std::{
+    collections::HashSet,
+    io,
+    net::{Ipv4Addr, Ipv6Addr, SocketAddr},
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use hickory_proto::{
+    op::{Header, HeaderCounts, Message, MessageType, Metadata, OpCode, Query, ResponseCode},
+    rr::{
+        LowerName, Name, RData, Record, RecordType,
+        rdata::{A, AAAA, CNAME, MX, SOA, TLSA, TXT},
+    },
+};
+use hickory_server::{
+    Server,
+    net::runtime::{Time, TokioRuntimeProvider},
+    server::{Request, RequestHandler, ResponseHandler, ResponseInfo},
+    store::in_memory::InMemoryZoneHandler,
+    zone_handler::{AxfrPolicy, Catalog, MessageResponseBuilder, ZoneType},
+};
+use tokio::{
+    io::{AsyncReadExt, AsyncWriteExt},
+    net::{TcpListener, TcpStream, UdpSocket},
+};
+
+/// TTL of every record served.
+pub const TTL: u32 = 300;
+/// How long the server keeps an idle TCP connection open.
+pub const TCP_IDLE_TIMEOUT: Duration = Duration::from_secs(10);
+/// RFC 1035 §3.3: a character-string is at most 255 octets.
+pub const MAX_CHARACTER_STRING: usize = 255;
+const SERIAL: u32 = 20260101;
+
+/// The records a [`DnsServer`] serves, and the names it misbehaves for.
+///
+/// Names may be given with or without the trailing dot; they are always absolute. An invalid
+/// name or string is remembered and reported by [`DnsServer::start`].
+#[derive(Clone, Debug, Default)]
+pub struct Zone {
+    records: Vec<Record>,
+    servfail: HashSet<LowerName>,
+    silent: HashSet<LowerName>,
+    errors: Vec<String>,
+}
+
+/// Parses a name as absolute (a trailing dot is optional).
+pub fn abs_name(name: &str) -> Result<Name, String> {
+    let mut n = Name::from_ascii(name).map_err(|e| format!("invalid DNS name {name:?}: {e}"))?;
+    n.set_fqdn(true);
+    Ok(n)
+}
+
+impl Zone {
+    /// An empty zone.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn push(&mut self, name: &str, rdata: RData) -> &mut Self {
+        match abs_name(name) {
+            Ok(n) => self.records.push(Record::from_rdata(n, TTL, rdata)),
+            Err(e) => self.errors.push(e),
+        }
+        self
+    }
+
+    fn target(&mut self, name: &str) -> Name {
+        abs_name(name).unwrap_or_else(|e| {
+            self.errors.push(e);
+            Name::root()
+        })
+    }
+
+    /// One TXT RR at `name` made of the given character-strings (clients must join them).
+    pub fn txt(&mut self, name: &str, strings: &[&str]) -> &mut Self {
+        if let Some(s) = strings.iter().find(|s| s.len() > MAX_CHARACTER_STRING) {
+            self.errors.push(format!(
+                "TXT string of {} bytes at {name} is longer than {MAX_CHARACTER_STRING}",
+                s.len()
+            ));
+            return self;
+        }
+        let strings = strings.iter().map(|s| (*s).to_owned()).collect();
+        self.push(name, RData::TXT(TXT::new(strings)))
+    }
+
+    /// An MX RR at `name`.
+    pub fn mx(&mut self, name: &str, preference: u16, exchange: &str) -> &mut Self {
+        let exchange = self.target(exchange);
+        self.push(name, RData::MX(MX::new(preference, exchange)))
+    }
+
+    /// An A RR.
+    pub fn a(&mut self, name: &str, ip: Ipv4Addr) -> &mut Self {
+        self.push(name, RData::A(A(ip)))
+    }
+
+    /// An AAAA RR.
+    pub fn aaaa(&mut self, name: &str, ip: Ipv6Addr) -> &mut Self {
+        self.push(name, RData::AAAA(AAAA(ip)))
+    }
+
+    /// A CNAME RR (must be the only record at `name`; [`DnsServer::start`] fails otherwise).
+    pub fn cname(&mut self, name: &str, target: &str) -> &mut Self {
+        let target = self.target(target);
+        self.push(name, RData::CNAME(CNAME(target)))
+    }
+
+    /// A TLSA RR (RFC 6698), e.g. at `_25._tcp.mx1.example.test`.
+    pub fn tlsa(
+        &mut self,
+        name: &str,
+        usage: u8,
+        selector: u8,
+        matching: u8,
+        data: &[u8],
+    ) -> &mut Self {
+        let tlsa = TLSA::new(usage.into(), selector.into(), matching.into(), data.to_vec());
+        self.push(name, RData::TLSA(tlsa))
+    }
+
+    /// Every query for exactly this name is answered SERVFAIL.
+    pub fn servfail(&mut self, name: &str) -> &mut Self {
+        match abs_name(name) {
+            Ok(n) => {
+                self.servfail.insert(LowerName::new(&n));
+            }
+            Err(e) => self.errors.push(e),
+        }
+        self
+    }
+
+    /// Every query for exactly this name gets no answer at all (the client must time out).
+    pub fn silent(&mut self, name: &str) -> &mut Self {
+        match abs_name(name) {
+            Ok(n) => {
+                self.silent.insert(LowerName::new(&n));
+            }
+            Err(e) => self.errors.push(e),
+        }
+        self
+    }
+
+    /// True if `name` already has a record (of any type) in this zone.
+    pub fn has_name(&self, name: &str) -> bool {
+        match abs_name(name) {
+            Ok(n) => {
+                let n = LowerName::new(&n);
+                self.records.iter().any(|r| LowerName::new(&r.name) == n)
+            }
+            Err(_) => false,
+        }
+    }
+}
+
+/// One query the server received.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RecordedQuery {
+    /// The query name, lower case, absolute (with the trailing dot).
+    pub name: String,
+    /// The query type, e.g. "TXT".
+    pub qtype: String,
+    /// True if it came over TCP.
+    pub tcp: bool,
+}
+
+struct Handler {
+    catalog: Catalog,
+    servfail: HashSet<LowerName>,
+    silent: HashSet<LowerName>,
+    log: Arc<Mutex<Vec<RecordedQuery>>>,
+}
+
+fn info_with(request: &Request, code: ResponseCode) -> ResponseInfo {
+    let mut metadata = Metadata::response_from_request(&request.metadata);
+    metadata.response_code = code;
+    ResponseInfo::from(Header { metadata, counts: HeaderCounts::default() })
+}
+
+#[async_trait::async_trait]
+impl RequestHandler for Handler {
+    async fn handle_request<R: ResponseHandler, T: Time>(
+        &self,
+        request: &Request,
+        mut response_handle: R,
+    ) -> ResponseInfo {
+        if let Some(q) = request.queries.queries().first() {
+            let name = q.name().clone();
+            if let Ok(mut log) = self.log.lock() {
+                log.push(RecordedQuery {
+                    name: name.to_string(),
+                    qtype: q.query_type().to_string(),
+                    tcp: request.protocol().is_stream(),
+                });
+            }
+            if self.silent.contains(&name) {
+                return info_with(request, ResponseCode::NoError);
+            }
+            if self.servfail.contains(&name) {
+                let response = MessageResponseBuilder::new(&request.queries, None)
+                    .error_msg(&request.metadata, ResponseCode::ServFail);
+                return match response_handle.send_response(response).await {
+                    Ok(info) => info,
+                    Err(_) => info_with(request, ResponseCode::ServFail),
+                };
+            }
+        }
+        self.catalog.handle_request::<R, T>(request, response_handle).await
+    }
+}
+
+/// A running authoritative DNS server on `127.0.0.1`, UDP and TCP on the same port.
+/// Stops when dropped.
+pub struct DnsServer {
+    addr: SocketAddr,
+    server: Server<Handler>,
+    log: Arc<Mutex<Vec<RecordedQuery>>>,
+}
+
+impl std::fmt::Debug for DnsServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DnsServer").field("addr", &self.addr).finish_non_exhaustive()
+    }
+}
+
+impl DnsServer {
+    /// Binds UDP and TCP on `127.0.0.1` (same ephemeral port) and serves `zone`.
+    pub async fn start(zone: Zone) -> io::Result<Self> {
+        let mut last_err = None;
+        for _ in 0..20 {
+            let udp = UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).await?;
+            let port = udp.local_addr()?.port();
+            match TcpListener::bind((Ipv4Addr::LOCALHOST, port)).await {
+                Ok(tcp) => return Self::start_on(udp, tcp, zone),
+                Err(e) => last_err = Some(e),
+            }
+        }
+        Err(last_err.unwrap_or_else(|| io::Error::other("could not bind DNS sockets")))
+    }
+
+    /// Serves `zone` on already-bound sockets.
+    pub fn start_on(udp: UdpSocket, tcp: TcpListener, zone: Zone) -> io::Result<Self> {
+        if !zone.errors.is_empty() {
+            return Err(io::Error::new(io::ErrorKind::InvalidInput, zone.errors.join("; ")));
+        }
+        let addr = udp.local_addr()?;
+        let origin = Name::root();
+        let mut handler = InMemoryZoneHandler::<TokioRuntimeProvider>::empty(
+            origin.clone(),
+            ZoneType::Primary,
+            AxfrPolicy::Deny,
+        );
+        let soa = SOA::new(
+            abs_name("ns.testkit.test").map_err(io::Error::other)?,
+            abs_name("hostmaster.testkit.test").map_err(io::Error::other)?,
+            SERIAL,
+            3600,
+            600,
+            86400,
+            TTL,
+        );
+        handler.upsert_mut(Record::from_rdata(origin.clone(), TTL, RData::SOA(soa)), SERIAL);
+        for record in zone.records {
+            let desc = format!("{} {}", record.name, record.record_type());
+            if !handler.upsert_mut(record, SERIAL) {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    format!("record {desc} conflicts with another (CNAME must be alone)"),
+                ));
+            }
+        }
+        let mut catalog = Catalog::new();
+        catalog.upsert(LowerName::new(&origin), vec![Arc::new(handler)]);
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let mut server = Server::new(Handler {
+            catalog,
+            servfail: zone.servfail,
+            silent: zone.silent,
+            log: Arc::clone(&log),
+        });
+        server.register_socket(udp);
+        server.register_listener(tcp, TCP_IDLE_TIMEOUT, 32);
+        Ok(Self { addr, server, log })
+    }
+
+    /// The address (UDP and TCP) to give clients as their only name server.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The queries received so far, in order.
+    pub fn queries(&self) -> Vec<RecordedQuery> {
+        self.log.lock().map(|l| l.clone()).unwrap_or_default()
+    }
+}
+
+impl Drop for DnsServer {
+    fn drop(&mut self) {
+        self.server.shutdown_token().cancel();
+    }
+}
+
+/// Transport for [`query`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Transport {
+    /// One UDP datagram each way.
+    Udp,
+    /// Two-byte length-prefixed message over TCP (RFC 1035 §4.2.2).
+    Tcp,
+}
+
+/// Sends one query (RD clear) to `server` and returns the decoded response, or
+/// `ErrorKind::TimedOut` after `timeout`. A tiny stub for tests of the test universe.
+pub async fn query(
+    server: SocketAddr,
+    name: &str,
+    qtype: RecordType,
+    transport: Transport,
+    timeout: Duration,
+) -> io::Result<Message> {
+    let name = abs_name(name).map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+    let id = (std::process::id() as u16) ^ 0x5a5a;
+    let mut msg = Message::new(id, MessageType::Query, OpCode::Query);
+    msg.add_query(Query::query(name, qtype));
+    let wire = msg.to_vec().map_err(io::Error::other)?;
+    let fut = async {
+        let raw = match transport {
+            Transport::Udp => {
+                let sock = UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).await?;
+                sock.connect(server).await?;
+                sock.send(&wire).await?;
+                let mut buf = vec![0u8; 65535];
+                let n = sock.recv(&mut buf).await?;
+                buf.truncate(n);
+                buf
+            }
+            Transport::Tcp => {
+                let mut s = TcpStream::connect(server).await?;
+                let len = u16::try_from(wire.len()).map_err(io::Error::other)?;
+                let mut out = len.to_be_bytes().to_vec();
+                out.extend_from_slice(&wire);
+                s.write_all(&out).await?;
+                let mut len = [0u8; 2];
+                s.read_exact(&mut len).await?;
+                let mut buf = vec![0u8; usize::from(u16::from_be_bytes(len))];
+                s.read_exact(&mut buf).await?;
+                buf
+            }
+        };
+        Message::from_vec(&raw).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
+    };
+    tokio::time::timeout(timeout, fut)
+        .await
+        .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "DNS query timed out"))?
+}
+
+/// The strings of every TXT record in `msg`'s answer section, each record's strings joined.
+pub fn txt_answers(msg: &Message) -> Vec<String> {
+    msg.answers
+        .iter()
+        .filter_map(|r| match &r.data {
+            RData::TXT(t) => Some(
+                t.txt_data
+                    .iter()
+                    .map(|s| String::from_utf8_lossy(s).into_owned())
+                    .collect::<String>(),
+            ),
+            _ => None,
+        })
+        .collect()
+}
