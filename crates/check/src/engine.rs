@@ -392,8 +392,7 @@ impl Inner {
                 if matches!(sts, Sts::Absent) {
                     return None;
                 }
-                let body = self.fetch_finding(&host, &url, e, ctx)?;
-                body
+                self.fetch_finding(&host, &url, e, ctx)?
             }
         };
         let text = String::from_utf8_lossy(&body).into_owned();

@@ -101,7 +101,6 @@ macro_rules! codes {
 codes! {
     DomainInvalid = "domain-invalid", Error, Domain, "RFC 8461 §3.1", "The input is not a valid domain name";
     DomainNotFound = "domain-not-found", Error, Domain, "RFC 5321 §5.1", "The domain does not exist in DNS";
-    DomainDnsError = "domain-dns-error", Error, Domain, "RFC 8461 §5", "DNS could not answer for the domain; the check is incomplete";
 
     StsNotDeployed = "sts-not-deployed", Warning, StsRecord, "RFC 8461 §3", "No MTA-STS: senders cannot detect TLS downgrades for this domain";
     StsTxtOk = "sts-txt-ok", Ok, StsRecord, "RFC 8461 §3.1", "The _mta-sts TXT record is valid";
@@ -179,6 +178,38 @@ impl Serialize for Code {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         s.serialize_str(self.as_str())
     }
+}
+
+/// The catalogue of codes as a Markdown document (`docs/findings.md` is this text; a test
+/// keeps them equal).
+pub fn catalogue_markdown() -> String {
+    let mut out = String::from(
+        "# Finding codes of `mtasts check`\n\n\
+         Generated from `crates/check/src/finding.rs` (`Code::ALL`); a test fails when this file \
+         and the code disagree. Run `MTASTS_UPDATE_DOCS=1 cargo test -p mtasts-check` to \
+         regenerate it.\n\n\
+         Codes are stable: scripts may match on them. The severity shown is the default; some \
+         findings are raised or lowered by context (a certificate problem is an error under \
+         `mode: enforce`, a warning under `testing` or without a policy).\n",
+    );
+    let mut area = None;
+    for code in Code::ALL {
+        if area != Some(code.area()) {
+            area = Some(code.area());
+            out.push_str(&format!(
+                "\n## {}\n\n| code | severity | rule | meaning |\n|---|---|---|---|\n",
+                code.area().title()
+            ));
+        }
+        out.push_str(&format!(
+            "| `{}` | {} | {} | {} |\n",
+            code.as_str(),
+            code.severity(),
+            code.rfc(),
+            code.title()
+        ));
+    }
+    out
 }
 
 /// One thing the checker found.

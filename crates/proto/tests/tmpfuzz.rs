@@ -24,7 +24,8 @@ fn mutate() {
         ("tlsrpt_record", fuzzing::tlsrpt_record),
         ("report", fuzzing::report),
     ];
-    let mut rng = Rng(0x9E3779B97F4A7C15);
+    let mut rng =
+        Rng(std::env::var("SEED").ok().and_then(|s| s.parse().ok()).unwrap_or(0x9E3779B97F4A7C15));
     let mut failures = 0;
     std::panic::set_hook(Box::new(|_| {}));
     for (name, f) in targets {

@@ -6,6 +6,22 @@
 //! then point the code under test at [`World::dns_addr`], [`World::https_port`],
 //! [`World::smtp_port`] and [`World::ca_pem_path`].
 //!
+//! ```text
+//! let world = World::builder()
+//!     .scenario(Scenario::Good)
+//!     .scenario(Scenario::HttpsRedirect)
+//!     .domain(DomainSpec::good("x.test").with_policy(policy_text("testing", 86400, &["mx1.x.test"])))
+//!     .build()
+//!     .await;
+//! // resolver  -> world.dns_addr()          (authoritative for everything, UDP and TCP)
+//! // policies  -> mta-sts.<d>:world.https_port(), trust world.ca_pem_path()
+//! // MX probes -> <mx ip>:world.smtp_port()
+//! assert!(world.https().requests().iter().all(|r| r.sni != "www.https-redirect.test"));
+//! ```
+//!
+//! Synchronous tests that block (e.g. run the CLI binary) use
+//! [`WorldBuilder::build_blocking`], which serves from its own runtime threads.
+//!
 //! Every server takes an already-bound listener (or binds loopback itself), runs in spawned
 //! tokio tasks that are aborted when its handle is dropped, bounds what it reads, and times
 //! out idle peers, so a hostile or buggy client cannot hang a test.

@@ -269,10 +269,10 @@ scenarios! {
     /// TXT record split into two character-strings ("v=STSv1; id=2026" "0101T000000;"): fine
     /// once joined (RFC 8461 §3.1).
     GoodSplitTxt => "good-split-txt",
-    /// Policy `mx: *.<d>` covering MX mx1.<d> and mx2.<d>: fine.
+    /// Policy `mx: *.<d>` covering MX `mx1.<d>` and `mx2.<d>`: fine.
     GoodWildcard => "good-wildcard",
     /// `_mta-sts.<d>` and `mta-sts.<d>` are CNAMEs to a hosting provider: fine (the
-    /// certificate is still for mta-sts.<d>).
+    /// certificate is still for `mta-sts.<d>`).
     GoodCnameDelegated => "good-cname-delegated",
     /// A valid policy served with `Transfer-Encoding: chunked`: fine.
     HttpsChunked => "https-chunked",
@@ -300,7 +300,7 @@ scenarios! {
     HttpsExpiredCert => "https-expired-cert",
     /// Policy host certificate for another name.
     HttpsWrongNameCert => "https-wrong-name-cert",
-    /// 301 to https://www.<d>/mta-sts.txt (redirects MUST NOT be followed, RFC 8461 §3.3).
+    /// 301 to `https://www.<d>/mta-sts.txt` (redirects MUST NOT be followed, RFC 8461 §3.3).
     HttpsRedirect => "https-redirect",
     /// 404 for the policy path.
     Https404 => "https-404",
@@ -332,11 +332,11 @@ scenarios! {
     PolicyModeTesting => "policy-mode-testing",
     /// `mode: none` with no mx lines: policy withdrawal.
     PolicyModeNone => "policy-mode-none",
-    /// MX backup.<d> (preference 20) is not listed in the policy.
+    /// MX `backup.<d>` (preference 20) is not listed in the policy.
     MxNotCovered => "mx-not-covered",
-    /// Policy lists old-mx.<d>, which is not an MX any more.
+    /// Policy lists `old-mx.<d>`, which is not an MX any more.
     MxPatternUnused => "mx-pattern-unused",
-    /// Policy `*.<d>` but MX a.mx.<d>: a wildcard matches one label only.
+    /// Policy `*.<d>` but MX `a.mx.<d>`: a wildcard matches one label only.
     MxWildcardTooDeep => "mx-wildcard-too-deep",
     /// MX does not offer STARTTLS.
     MxNoStarttls => "mx-no-starttls",

@@ -234,10 +234,17 @@ fn blocking_world_serves_while_the_caller_blocks() {
     let n = std::io::Read::read(&mut s, &mut buf).unwrap();
     assert!(buf[..n].starts_with(b"220 mx1.good.test"));
     let dns = w.dns_addr();
-    drop(w);
     let sock = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
     sock.set_read_timeout(Some(SHORT)).unwrap();
-    let q = hickory_proto::op::Message::query();
-    sock.send_to(&q.to_vec().unwrap(), dns).unwrap();
+    let mut q = hickory_proto::op::Message::query();
+    q.add_query(hickory_proto::op::Query::query(
+        mtasts_testkit::dns::abs_name("good.test").unwrap(),
+        RecordType::MX,
+    ));
+    let wire = q.to_vec().unwrap();
+    sock.send_to(&wire, dns).unwrap();
+    assert!(sock.recv(&mut buf).is_ok(), "DNS answers while the world lives");
+    drop(w);
+    sock.send_to(&wire, dns).unwrap();
     assert!(sock.recv(&mut buf).is_err(), "DNS stopped with the world");
 }

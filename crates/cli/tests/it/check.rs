@@ -1,0 +1,174 @@
+//! `mtasts check`.
+
+use std::process::Output;
+
+use mtasts_testkit::{Scenario, World};
+use tokio::process::Command;
+
+async fn world(scenarios: &[Scenario]) -> World {
+    let mut b = World::builder();
+    for s in scenarios {
+        b = b.scenario(*s);
+    }
+    b.build().await
+}
+
+/// `mtasts check` pointed at `world` through command-line options.
+fn command(world: &World) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_mtasts"));
+    cmd.arg("check")
+        .arg("--dns-server")
+        .arg(world.dns_addr().to_string())
+        .arg("--trust-roots")
+        .arg(world.ca_pem_path())
+        .arg("--https-port")
+        .arg(world.https_port().to_string())
+        .arg("--smtp-port")
+        .arg(world.smtp_port().to_string())
+        .args(["--dns-timeout", "0.8", "--fetch-timeout", "3", "--smtp-timeout", "2"])
+        .args(["--connect-timeout", "2"])
+        .env_remove("MTASTS_DNS_SERVER")
+        .env("NO_COLOR", "1");
+    cmd
+}
+
+async fn run(cmd: &mut Command) -> Output {
+    cmd.output().await.unwrap()
+}
+
+fn text(out: &Output) -> String {
+    format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exit_codes_0_1_2() {
+    let w = world(&[Scenario::Good, Scenario::MxNotCovered, Scenario::DnsServfail]).await;
+    let ok = run(command(&w).arg("good.test")).await;
+    assert_eq!(ok.status.code(), Some(0), "{}", text(&ok));
+    assert!(text(&ok).contains("good.test: all good"), "{}", text(&ok));
+
+    let bad = run(command(&w).arg("mx-not-covered.test")).await;
+    assert_eq!(bad.status.code(), Some(1), "{}", text(&bad));
+    let out = text(&bad);
+    assert!(
+        out.contains("[mx-not-covered]")
+            && out.contains("fix: Add the line `mx: backup.mx-not-covered.test`"),
+        "{out}"
+    );
+
+    let unsure = run(command(&w).arg("dns-servfail.test")).await;
+    assert_eq!(unsure.status.code(), Some(2), "{}", text(&unsure));
+
+    // Several domains: the worst outcome wins, and every domain is reported.
+    let all = run(command(&w).args(["good.test", "mx-not-covered.test"])).await;
+    assert_eq!(all.status.code(), Some(1));
+    let out = text(&all);
+    assert!(
+        out.find("good.test:").unwrap() < out.find("mx-not-covered.test:").unwrap(),
+        "input order"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn json_output_is_one_document() {
+    let w = world(&[Scenario::Good, Scenario::NoMtaSts]).await;
+    let out = run(command(&w).args(["--format", "json", "good.test", "no-mta-sts.test"])).await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).expect("stdout is JSON");
+    assert_eq!(doc["schema"], 1);
+    assert_eq!(doc["exit_code"], 0);
+    let domains = doc["domains"].as_array().unwrap();
+    assert_eq!(domains[0]["domain"], "good.test");
+    assert_eq!(domains[0]["outcome"], "checked");
+    assert_eq!(domains[0]["policy"]["mode"], "enforce");
+    assert_eq!(domains[0]["mx"][0]["tls_ok"], true);
+    let codes: Vec<&str> = domains[1]["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["code"].as_str().unwrap())
+        .collect();
+    assert!(codes.contains(&"sts-not-deployed"), "{codes:?}");
+    assert!(domains[1]["suggestions"]["policy"].as_str().unwrap().contains("mode: testing"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn environment_variables_configure_the_network() {
+    let w = world(&[Scenario::Good]).await;
+    let out = run(Command::new(env!("CARGO_BIN_EXE_mtasts"))
+        .args(["check", "good.test", "--format", "json"])
+        .env("MTASTS_DNS_SERVER", w.dns_addr().to_string())
+        .env("MTASTS_TRUST_ROOTS", w.ca_pem_path())
+        .env("MTASTS_HTTPS_PORT", w.https_port().to_string())
+        .env("MTASTS_SMTP_PORT", w.smtp_port().to_string())
+        .env("MTASTS_DNS_TIMEOUT", "0.8"))
+    .await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_smtp_skips_probing() {
+    let w = world(&[Scenario::MxNoStarttls]).await;
+    let out = run(command(&w).args(["--no-smtp", "--format", "json", "mx-no-starttls.test"])).await;
+    // Without probing, the missing STARTTLS cannot be seen: no errors.
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let codes: Vec<&str> = doc["domains"][0]["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["code"].as_str().unwrap())
+        .collect();
+    assert!(
+        codes.contains(&"mx-not-probed") && !codes.contains(&"mx-starttls-missing"),
+        "{codes:?}"
+    );
+    assert!(
+        w.smtp("mx1.mx-no-starttls.test").unwrap().sessions().is_empty(),
+        "no SMTP connection made"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_arguments_exit_2_with_a_clear_message() {
+    let w = world(&[]).await;
+    let out = run(command(&w).args(["--dns-timeout=-1", "good.test"])).await;
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out).contains("--dns-timeout must be between"), "{}", text(&out));
+
+    let out = run(Command::new(env!("CARGO_BIN_EXE_mtasts")).args([
+        "check",
+        "x.test",
+        "--trust-roots",
+        "/nonexistent.pem",
+    ]))
+    .await;
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out).contains("/nonexistent.pem"), "{}", text(&out));
+
+    let out = run(Command::new(env!("CARGO_BIN_EXE_mtasts")).arg("check")).await;
+    assert_eq!(out.status.code(), Some(2), "missing DOMAIN is a usage error");
+
+    let out = run(command(&w).arg("not a domain")).await;
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out).contains("[domain-invalid]"), "{}", text(&out));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idn_input_is_converted_to_a_labels() {
+    let w = world(&[]).await;
+    let out = run(command(&w).args(["--format", "json", "bücher.test"])).await;
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(doc["domains"][0]["domain"], "xn--bcher-kva.test");
+}
+
+#[tokio::test]
+async fn demo_lists_every_scenario() {
+    let out =
+        Command::new(env!("CARGO_BIN_EXE_mtasts")).args(["demo", "--list"]).output().await.unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let listed = String::from_utf8_lossy(&out.stdout);
+    for s in Scenario::ALL {
+        assert!(listed.contains(&s.domain()), "{} missing from demo --list", s.name());
+    }
+}

@@ -1,0 +1,5 @@
+//! The `mtasts` binary end to end: arguments, environment, output formats and exit codes,
+//! against the hermetic test world (one integration binary).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod check;
