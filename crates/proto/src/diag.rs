@@ -51,7 +51,8 @@ pub struct Warning {
 }
 
 impl Warning {
-    pub(crate) fn new(code: &'static str, line: Option<usize>, message: impl Into<String>) -> Self {
+    /// Builds a warning.
+    pub fn new(code: &'static str, line: Option<usize>, message: impl Into<String>) -> Self {
         Self { code, line, message: message.into() }
     }
 }

@@ -1,7 +1,7 @@
 //! Domain names as MTA-STS and TLS-RPT use them.
 //!
-//! RFC 8461 §3.2: "In the case of Internationalized Domain Names ([RFC5891]),
-//! the "mx" field MUST specify the Punycode-encoded A-label [RFC3492] and not
+//! RFC 8461 §3.2: "In the case of Internationalized Domain Names (\[RFC5891\]),
+//! the "mx" field MUST specify the Punycode-encoded A-label \[RFC3492\] and not
 //! the Unicode-encoded U-label." RFC 8460 §4.4 asks the same for
 //! `policy-domain`. A [`DomainName`] is therefore always stored in lower-case
 //! A-label form, without a trailing dot, with LDH labels (RFC 1123 §2.1,

@@ -19,9 +19,8 @@
 //! ```
 //!
 //! Field names and the version and mode values are case-sensitive (`%s`,
-//! RFC 7405). §3.2: "If a field is duplicated within a policy file, only the
-//! first instance is considered; subsequent instances SHALL be ignored" (for
-//! fields other than `mx`), and "Additional, unknown fields SHALL be ignored".
+//! RFC 7405). Per §3.2, when a field other than `mx` appears more than once
+//! only the first instance counts, and unknown fields are ignored.
 
 use std::fmt;
 use std::str::FromStr;
@@ -33,18 +32,16 @@ use crate::diag::{Parsed, Warning};
 use crate::domain::{DomainError, DomainName};
 use crate::syntax;
 
-/// Largest `max_age`: "Policy validity of up to one year (31557600 seconds)"
-/// (RFC 8461 §3.2: "max_age: Max lifetime of the policy (plaintext
-/// non-negative integer seconds, maximum value of 31557600)").
+/// Largest `max_age`, one year. RFC 8461 §3.2: "max_age: Max lifetime of the
+/// policy (plaintext non-negative integer seconds, maximum value of
+/// 31557600)."
 pub const MAX_AGE_MAX: u32 = 31_557_600;
 
 /// Most digits in `max_age`: `sts-policy-max-age-value = 1*10(DIGIT)` (RFC 8461 §3.2).
 pub const MAX_AGE_MAX_DIGITS: usize = 10;
 
-/// Largest policy body accepted. RFC 8461 §3.3: "senders SHOULD impose a
-/// limit on the response size ... a size limit of 64 kilobytes" is suggested
-/// (§3.3: "a recommended timeout of one minute and maximum policy size of 64
-/// kilobytes").
+/// Largest policy body accepted. RFC 8461 §3.3 lets senders limit the size
+/// of the response body and suggests a maximum policy size of 64 kilobytes.
 pub const POLICY_MAX_BYTES: usize = 64 * 1024;
 
 /// The version value: `sts-policy-version-value = %s"STSv1"` (RFC 8461 §3.2).
@@ -62,7 +59,7 @@ pub enum Mode {
     /// "Sending MTAs MUST NOT deliver the message to hosts that fail MX
     /// matching or certificate validation or that do not support STARTTLS."
     Enforce,
-    /// "Sending MTAs that also implement the TLSRPT specification [RFC8460]
+    /// "Sending MTAs that also implement the TLSRPT specification \[RFC8460\]
     /// send a report indicating policy application failures (as long as
     /// TLSRPT is also implemented by the recipient domain)."
     Testing,
@@ -214,10 +211,9 @@ pub enum MxPatternError {
 
 /// An `mx` pattern: `["*."] Domain` (RFC 8461 §3.2).
 ///
-/// §4.1: "a policy with an "mx" of "*.example.com" ... the wildcard character
-/// "*" may only be used to wildcard the entire left-most label ... in this
-/// case, "mail.example.com" is a valid match, while "example.com" and
-/// "foo.bar.example.com" are not."
+/// RFC 8461 §4.1 matches as RFC 6125 does, with the wildcard standing for the
+/// entire left-most label only: `*.example.com` matches `mail.example.com`
+/// but neither `example.com` nor `foo.bar.example.com`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct MxPattern {
     wildcard: bool,
@@ -323,7 +319,7 @@ impl<'de> Deserialize<'de> for MxPattern {
 }
 
 /// An unknown policy field (RFC 8461 §3.2 `sts-policy-extension`), kept so
-/// that tools can show it. "Additional, unknown fields SHALL be ignored."
+/// that tools can show it. RFC 8461 §3.2: unknown fields are ignored.
 ///
 /// This is a different type from the TXT record's
 /// [`Extension`](crate::sts_record::Extension) because the value grammar
@@ -546,9 +542,9 @@ pub struct Policy {
 }
 
 impl Policy {
-    /// Builds a policy. §3.2: "mx: ... This field MUST be present at least
-    /// once unless mode is "none"" (RFC 8461 §3.2, ABNF comment "required at
-    /// least once, except when mode is "none"").
+    /// Builds a policy. RFC 8461 §3.2 requires at least one `mx` field
+    /// unless the mode is `none` (ABNF comment: "required at least once,
+    /// except when mode is "none"").
     pub fn new(mode: Mode, max_age: MaxAge, mx: Vec<MxPattern>) -> Result<Self, PolicyError> {
         if mx.is_empty() && mode != Mode::None {
             return Err(PolicyError::new(None, PolicyErrorKind::MissingMx));
@@ -599,8 +595,8 @@ impl Policy {
     }
 
     /// The policy as lines, one per field, without line terminators: the
-    /// `policy-string` of a TLS-RPT report (RFC 8460 §4.5: "the policy
-    /// string ... with each line of the policy ... as a separate string").
+    /// `policy-string` of a TLS-RPT report, where RFC 8460 §4.5 puts each
+    /// policy line (each `mx` separately) in its own string.
     pub fn to_policy_lines(&self) -> Vec<String> {
         let mut lines = Vec::with_capacity(3 + self.mx.len() + self.extensions.len());
         lines.push(format!("version: {POLICY_VERSION}"));
@@ -657,12 +653,19 @@ impl Policy {
         let mut seen_field = false;
 
         let mut raw_lines: Vec<&str> = text.split('\n').collect();
-        if text.ends_with('\n') {
+        let terminated = text.ends_with('\n');
+        if terminated {
             raw_lines.pop();
         }
+        let last = raw_lines.len().saturating_sub(1);
         for (index, raw) in raw_lines.iter().enumerate() {
             let lineno = index + 1;
-            let line = raw.strip_suffix('\r').unwrap_or(raw);
+            // Only a CR directly before LF is a line terminator (CRLF).
+            let line = if terminated || index < last {
+                raw.strip_suffix('\r').unwrap_or(raw)
+            } else {
+                raw
+            };
             let err = |kind| Err(PolicyError::new(Some(lineno), kind));
             if let Some(ch) = line.chars().find(|c| c.is_control() && *c != '\t') {
                 return err(PolicyErrorKind::ControlCharacter { ch });
@@ -1008,6 +1011,7 @@ mod tests {
                 K::ControlCharacter { ch: '\x0b' },
             ),
             (format!("{v}mode: none\rmax_age: 1\n"), Some(2), K::ControlCharacter { ch: '\r' }),
+            (format!("{v}mode: none\nmax_age: 1\r"), Some(3), K::ControlCharacter { ch: '\r' }),
             (format!("{v}mode: none\nmax_age: 1\0\n"), Some(3), K::ControlCharacter { ch: '\0' }),
             (format!("{v}mode none\n"), Some(2), K::MalformedLine { text: "mode none".into() }),
             (format!("{v}mode : none\n"), Some(2), K::InvalidFieldName { name: "mode ".into() }),

@@ -1,7 +1,7 @@
 //! The TLS-RPT aggregate report, RFC 8460 §4.
 //!
 //! §4: "The report is composed as a plaintext file encoded in the I-JSON
-//! format ([RFC7493])." The fields are those of §4.4; every JSON key keeps
+//! format (\[RFC7493\])." The fields are those of §4.4; every JSON key keeps
 //! its RFC spelling through serde renames, and unknown fields are kept in the
 //! `extra` map of the object they appeared in.
 //!
@@ -45,19 +45,17 @@ const UTF8_BOM: &[u8] = b"\xEF\xBB\xBF";
 /// A TLS-RPT aggregate report (RFC 8460 §4.4).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Report {
-    /// `organization-name`: "The name of the organization responsible for
-    /// the report."
+    /// `organization-name`: the organisation responsible for the report.
     #[serde(rename = "organization-name")]
     pub organization_name: String,
     /// `date-range`.
     #[serde(rename = "date-range")]
     pub date_range: DateRange,
-    /// `contact-info`: "The contact information for the party responsible
-    /// for the report." `None` only when parsed leniently from a report that
-    /// lacked it.
+    /// `contact-info`: how to contact the party responsible for the report.
+    /// `None` only when parsed leniently from a report that lacked it.
     #[serde(rename = "contact-info", skip_serializing_if = "Option::is_none")]
     pub contact_info: Option<String>,
-    /// `report-id`: "A unique identifier for the report."
+    /// `report-id`: a unique identifier for the report.
     #[serde(rename = "report-id")]
     pub report_id: String,
     /// `policies`: one entry per policy applied.
@@ -67,8 +65,8 @@ pub struct Report {
     pub extra: Map<String, Value>,
 }
 
-/// `date-range` (RFC 8460 §4.4): "The start and end datetimes ... should
-/// cover a full UTC day" (§4.1: "00:00-24:00"). Stored in UTC.
+/// `date-range` (RFC 8460 §4.4). §4.1 asks for reports covering a full UTC
+/// day, 00:00-24:00. Stored in UTC.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct DateRange {
     /// `start-datetime`.

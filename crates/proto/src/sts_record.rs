@@ -16,10 +16,10 @@
 //! number of resulting records is not one, or if the resulting record is
 //! syntactically invalid, senders MUST assume the recipient domain does not
 //! have an available MTA-STS Policy and skip the remaining steps of policy
-//! discovery." and "If the resource record contains multiple character
-//! strings, they are concatenated without spaces, as described in [RFC7208]
-//! §3.3." The DNS layer does that concatenation; [`select_sts_record`] takes
-//! one already-joined string per TXT resource record.
+//! discovery." A TXT resource record made of several character-strings is
+//! read with the strings concatenated without spaces (as in RFC 7208 §3.3).
+//! The DNS layer does that concatenation; [`select_sts_record`] takes one
+//! already-joined string per TXT resource record.
 
 use std::fmt;
 use std::str::FromStr;

@@ -12,8 +12,8 @@
 //! tlsrpt-ext-value = 1*(%x21-3A / %x3C / %x3E-7E)
 //! ```
 //!
-//! §3: "Commas (ASCII 0x2C), exclamation points (ASCII 0x21), and semicolons
-//! (ASCII 0x3B) ... MUST be encoded" in URIs. "If the number of resulting
+//! §3 (ABNF comment on `tlsrpt-uri`): commas (0x2C), exclamation points
+//! (0x21) and semicolons (0x3B) in a URI MUST be percent-encoded. "If the number of resulting
 //! records is not one, senders MUST assume the recipient domain does not
 //! implement TLSRPT." Records that do not begin with `v=TLSRPTv1` are
 //! discarded first.
@@ -601,6 +601,18 @@ mod tests {
             assert!(check(&e), "{txt:?}: {e:?}");
             assert!(e.to_string().starts_with("RFC "), "{e}");
         }
+    }
+
+    #[test]
+    fn ext_name_boundaries() {
+        let n32 = format!("a{}", "b".repeat(31));
+        let n33 = format!("a{}", "b".repeat(32));
+        let base = "v=TLSRPTv1; rua=mailto:a@b.example";
+        assert_eq!(ok(&format!("{base}; {n32}=v")).value.extensions()[0].name(), n32);
+        assert_eq!(
+            TlsRptRecord::parse(&format!("{base}; {n33}=v")),
+            Err(TlsRptRecordError::InvalidExtensionName { name: n33 })
+        );
     }
 
     #[test]

@@ -3,5 +3,6 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod fuzz_corpus;
+mod mutate;
 mod props;
 mod samples;
