@@ -132,7 +132,12 @@ async fn no_smtp_skips_probing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_arguments_exit_2_with_a_clear_message() {
     let w = world(&[]).await;
-    let out = run(Command::new(env!("CARGO_BIN_EXE_mtasts")).args(["check", "--dns-timeout=-1", "good.test"])).await;
+    let out = run(Command::new(env!("CARGO_BIN_EXE_mtasts")).args([
+        "check",
+        "--dns-timeout=-1",
+        "good.test",
+    ]))
+    .await;
     assert_eq!(out.status.code(), Some(2));
     assert!(text(&out).contains("--dns-timeout must be between"), "{}", text(&out));
 
