@@ -12,7 +12,8 @@ use futures::StreamExt;
 use mtasts_net::dns::{DnsClient, DnssecStatus, MxSet, RecordType, resolve_mx};
 use mtasts_net::probe::ProbeStep;
 use mtasts_net::{
-    DnsError, FetchError, FetchedPolicy, HickoryDns, MxProbe, NetConfig, PolicyFetcher, ProbeReport,
+    DnsError, FetchError, FetchedPolicy, HickoryDns, IpLimiter, MxProbe, NetConfig, PolicyFetcher,
+    ProbeCache, ProbeReport,
 };
 use mtasts_proto::{
     CertificateProblem, DomainName, Mode, Policy, StsDiscoveryError, TlsRptDiscoveryError,
@@ -44,11 +45,15 @@ pub struct CheckOptions {
     pub probe_smtp: bool,
     /// Look up TLSA and DNSSEC status.
     pub dane: bool,
+    /// Share MX probe results between domains (a scan: each MX host probed once).
+    pub probe_cache: Option<Arc<ProbeCache>>,
+    /// At most this many SMTP connections per IP address at once.
+    pub smtp_per_ip: Option<usize>,
 }
 
 impl Default for CheckOptions {
     fn default() -> Self {
-        Self { probe_smtp: true, dane: true }
+        Self { probe_smtp: true, dane: true, probe_cache: None, smtp_per_ip: None }
     }
 }
 
@@ -110,7 +115,10 @@ impl Checker {
     ) -> Result<Self, SetupError> {
         let roots = config.trust.load()?;
         let fetcher = PolicyFetcher::new(config, roots.clone(), dns.clone())?;
-        let probe = MxProbe::new(config.clone(), roots, dns.clone());
+        let mut probe = MxProbe::new(config.clone(), roots, dns.clone());
+        if let Some(per_ip) = options.smtp_per_ip {
+            probe = probe.with_ip_limit(IpLimiter::new(per_ip));
+        }
         Ok(Self { inner: Arc::new(Inner { dns, fetcher, probe, options }) })
     }
 
@@ -134,6 +142,38 @@ impl Checker {
             sink.report(&report);
         }
         code
+    }
+
+    /// Checks one domain, giving up after `deadline`: the report then says so
+    /// ([`Code::DomainDeadline`]) and counts as could-not-check.
+    pub async fn check_with_deadline(
+        &self,
+        input: &str,
+        deadline: std::time::Duration,
+    ) -> DomainReport {
+        let started = Instant::now();
+        match tokio::time::timeout(deadline, self.check(input)).await {
+            Ok(report) => report,
+            Err(_) => {
+                let domain =
+                    DomainName::from_user_input(input.trim()).ok().map(|d| d.as_str().to_owned());
+                DomainReport {
+                    input: input.to_owned(),
+                    domain,
+                    outcome: Outcome::CouldNotCheck,
+                    sts_record: None,
+                    policy: PolicyView::default(),
+                    mx: Vec::new(),
+                    tlsrpt_record: None,
+                    findings: vec![Finding::new(
+                        Code::DomainDeadline,
+                        format!("the check did not finish within {} s", deadline.as_secs_f64()),
+                    )],
+                    suggestions: Suggestions::default(),
+                    elapsed_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+                }
+            }
+        }
     }
 
     /// Checks one domain.
@@ -688,7 +728,13 @@ impl Inner {
         let reports: Vec<ProbeReport> = futures::stream::iter(names)
             .map(|h| {
                 let probe = self.probe.clone();
-                async move { probe.probe(&h).await }
+                let cache = self.options.probe_cache.clone();
+                async move {
+                    match cache {
+                        Some(cache) => cache.probe(&probe, &h).await,
+                        None => probe.probe(&h).await,
+                    }
+                }
             })
             .buffered(PROBES_PER_DOMAIN)
             .collect()

@@ -101,6 +101,7 @@ macro_rules! codes {
 codes! {
     DomainInvalid = "domain-invalid", Error, Domain, "RFC 8461 §3.1", "The input is not a valid domain name";
     DomainNotFound = "domain-not-found", Error, Domain, "RFC 5321 §5.1", "The domain does not exist in DNS";
+    DomainDeadline = "domain-deadline", Error, Domain, "RFC 8461 §3.3", "The check did not finish within the per-domain deadline (a scan option)";
 
     StsNotDeployed = "sts-not-deployed", Warning, StsRecord, "RFC 8461 §3", "No MTA-STS: senders cannot detect TLS downgrades for this domain";
     StsTxtOk = "sts-txt-ok", Ok, StsRecord, "RFC 8461 §3.1", "The _mta-sts TXT record is valid";

@@ -59,7 +59,8 @@ pub(crate) struct CheckArgs {
 
 pub(crate) async fn run(args: CheckArgs) -> anyhow::Result<u8> {
     let config = args.net.config()?;
-    let options = CheckOptions { probe_smtp: !args.no_smtp, dane: !args.no_dane };
+    let options =
+        CheckOptions { probe_smtp: !args.no_smtp, dane: !args.no_dane, ..CheckOptions::default() };
     let checker = Checker::new(&config, options).context("cannot set up the checker")?;
     run_with(&checker, args.domains, args.format, args.color, args.quiet, args.concurrency).await
 }

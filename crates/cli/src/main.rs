@@ -7,6 +7,7 @@
 mod check;
 mod demo;
 mod net_args;
+mod scan;
 
 use std::process::ExitCode;
 
@@ -27,6 +28,9 @@ enum Command {
     ///
     /// Exit status: 0 no errors, 1 errors found, 2 could not check.
     Check(check::CheckArgs),
+    /// Check whole domain lists: fast, polite, resumable, with adoption statistics, CSV/JSON
+    /// lines and an HTML report. `mtasts scan diff A B` compares two runs.
+    Scan(Box<scan::ScanArgs>),
     /// Start a self-contained test world on loopback (DNS, HTTPS policy hosts, SMTP servers)
     /// and check every scenario in it: what `check` says about each classic mistake.
     Demo(demo::DemoArgs),
@@ -50,6 +54,7 @@ fn main() -> ExitCode {
         match cli.command {
             Command::Check(args) => check::run(args).await,
             Command::Demo(args) => demo::run(args).await,
+            Command::Scan(args) => scan::run(*args).await,
         }
     });
     match result {

@@ -456,3 +456,70 @@ fn rand_id() -> u16 {
     // Truncation intended: any 16 bits of the hash will do for a query id.
     (h.finish() & 0xffff) as u16
 }
+
+/// A [`DnsClient`] that spaces queries to at most `per_second` (a polite scan must not flood
+/// the resolver it shares with others). Each query waits for its slot; slots are handed out in
+/// order of asking.
+pub struct RateLimitedDns {
+    inner: std::sync::Arc<dyn DnsClient>,
+    interval: Duration,
+    next: tokio::sync::Mutex<tokio::time::Instant>,
+}
+
+impl std::fmt::Debug for RateLimitedDns {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RateLimitedDns").field("interval", &self.interval).finish()
+    }
+}
+
+impl RateLimitedDns {
+    /// Wraps `inner`, allowing `per_second` queries per second (at least 1).
+    pub fn new(inner: std::sync::Arc<dyn DnsClient>, per_second: u32) -> Self {
+        Self {
+            inner,
+            interval: Duration::from_secs(1) / per_second.max(1),
+            next: tokio::sync::Mutex::new(tokio::time::Instant::now()),
+        }
+    }
+
+    async fn wait_turn(&self) {
+        let slot = {
+            let mut next = self.next.lock().await;
+            let now = tokio::time::Instant::now();
+            let slot = (*next).max(now);
+            *next = slot + self.interval;
+            slot
+        };
+        tokio::time::sleep_until(slot).await;
+    }
+}
+
+#[async_trait]
+impl DnsClient for RateLimitedDns {
+    async fn txt(&self, name: &str) -> Result<TxtAnswer, DnsError> {
+        self.wait_turn().await;
+        self.inner.txt(name).await
+    }
+    async fn mx(&self, name: &str) -> Result<Vec<MxRecord>, DnsError> {
+        self.wait_turn().await;
+        self.inner.mx(name).await
+    }
+    async fn ip(&self, name: &str) -> Result<Vec<IpAddr>, DnsError> {
+        // A and AAAA: two queries.
+        self.wait_turn().await;
+        self.wait_turn().await;
+        self.inner.ip(name).await
+    }
+    async fn cname(&self, name: &str) -> Result<Option<String>, DnsError> {
+        self.wait_turn().await;
+        self.inner.cname(name).await
+    }
+    async fn tlsa(&self, name: &str) -> Result<Vec<TlsaRecord>, DnsError> {
+        self.wait_turn().await;
+        self.inner.tlsa(name).await
+    }
+    async fn dnssec_status(&self, name: &str, rtype: RecordType) -> DnssecStatus {
+        self.wait_turn().await;
+        self.inner.dnssec_status(name, rtype).await
+    }
+}

@@ -22,7 +22,7 @@ pub mod trust;
 pub use config::{NetConfig, Timeouts};
 pub use dns::{DnsClient, DnsError, HickoryDns, MxRecord, MxSet};
 pub use fetch::{FetchError, FetchedPolicy, PolicyFetcher};
-pub use probe::{MxProbe, ProbeReport, ProbeStep};
+pub use probe::{IpLimiter, MxProbe, ProbeCache, ProbeReport, ProbeStep};
 pub use trust::TrustRoots;
 
 /// Installs ring as the process-wide rustls crypto provider.

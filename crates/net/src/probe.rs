@@ -6,9 +6,10 @@
 //! fails, then judged: chain to a trusted root, validity dates, a SAN matching the MX name
 //! (RFC 8461 §4.2). Every step has its own timeout, and a failure names the step.
 
+use std::collections::HashMap;
 use std::fmt;
-use std::net::SocketAddr;
-use std::sync::Arc;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use mtasts_proto::result_type::CertificateProblem;
@@ -17,6 +18,7 @@ use rustls_pki_types::ServerName;
 use serde::Serialize;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
+use tokio::sync::{OnceCell, OwnedSemaphorePermit, Semaphore};
 use tokio_rustls::TlsConnector;
 
 use crate::config::NetConfig;
@@ -133,6 +135,86 @@ pub struct MxProbe {
     config: NetConfig,
     roots: Arc<RootCertStore>,
     dns: Arc<dyn DnsClient>,
+    ip_limit: Option<Arc<IpLimiter>>,
+}
+
+/// Caps simultaneous SMTP connections per IP address, so a scan never hammers one provider.
+#[derive(Debug)]
+pub struct IpLimiter {
+    per_ip: usize,
+    slots: Mutex<HashMap<IpAddr, Arc<Semaphore>>>,
+}
+
+impl IpLimiter {
+    /// At most `per_ip` connections to any one address at a time.
+    pub fn new(per_ip: usize) -> Arc<Self> {
+        Arc::new(Self { per_ip: per_ip.max(1), slots: Mutex::new(HashMap::new()) })
+    }
+
+    async fn acquire(&self, ip: IpAddr) -> Option<OwnedSemaphorePermit> {
+        let sem = {
+            let mut slots = self.slots.lock().unwrap_or_else(PoisonError::into_inner);
+            // Drop idle entries now and then so the map stays as small as the set of busy IPs.
+            if slots.len() > 4096 {
+                slots.retain(|_, s| Arc::strong_count(s) > 1);
+            }
+            slots.entry(ip).or_insert_with(|| Arc::new(Semaphore::new(self.per_ip))).clone()
+        };
+        sem.acquire_owned().await.ok()
+    }
+}
+
+/// Remembers probe results for the length of a scan, so an MX host shared by many domains (the
+/// big providers) is probed once; concurrent askers for the same host wait for one probe.
+/// Bounded: past `capacity` hosts, older entries are dropped (hot hosts are re-probed at most
+/// once more).
+#[derive(Debug)]
+pub struct ProbeCache {
+    capacity: usize,
+    entries: Mutex<HashMap<String, Arc<OnceCell<ProbeReport>>>>,
+    probes: std::sync::atomic::AtomicU64,
+}
+
+impl ProbeCache {
+    /// A cache of at most `capacity` hosts.
+    pub fn new(capacity: usize) -> Arc<Self> {
+        Arc::new(Self {
+            capacity: capacity.max(1),
+            entries: Mutex::new(HashMap::new()),
+            probes: std::sync::atomic::AtomicU64::new(0),
+        })
+    }
+
+    /// The report for `host`, probing with `probe` only if no one has yet.
+    pub async fn probe(&self, probe: &MxProbe, host: &str) -> ProbeReport {
+        let cell = {
+            let mut entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
+            if entries.len() >= self.capacity && !entries.contains_key(host) {
+                // Evict finished entries (half the map), keeping in-flight ones.
+                let mut n = entries.len() / 2;
+                entries.retain(|_, cell| {
+                    if n > 0 && cell.initialized() {
+                        n -= 1;
+                        false
+                    } else {
+                        true
+                    }
+                });
+            }
+            entries.entry(host.to_owned()).or_default().clone()
+        };
+        cell.get_or_init(|| async {
+            self.probes.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            probe.probe(host).await
+        })
+        .await
+        .clone()
+    }
+
+    /// How many probes actually ran.
+    pub fn probes_run(&self) -> u64 {
+        self.probes.load(std::sync::atomic::Ordering::Relaxed)
+    }
 }
 
 impl fmt::Debug for MxProbe {
@@ -197,7 +279,13 @@ async fn command<S: AsyncRead + AsyncWrite + Unpin>(
 impl MxProbe {
     /// A probe using `config` (SMTP port, timeouts, EHLO name), `roots` and `dns`.
     pub fn new(config: NetConfig, roots: Arc<RootCertStore>, dns: Arc<dyn DnsClient>) -> Self {
-        Self { config, roots, dns }
+        Self { config, roots, dns, ip_limit: None }
+    }
+
+    /// The same probe, with at most the limiter's number of connections per IP address.
+    pub fn with_ip_limit(mut self, limiter: Arc<IpLimiter>) -> Self {
+        self.ip_limit = Some(limiter);
+        self
     }
 
     /// Probes `host` (an MX exchange name) on the configured SMTP port.
@@ -224,11 +312,16 @@ impl MxProbe {
             .await
             .map_err(|e| (ProbeStep::Resolve, StepError::msg(e.to_string())))?;
 
-        // Connect to the addresses in turn until one answers.
+        // Connect to the addresses in turn until one answers; with a limiter, hold a slot for
+        // the address for the whole session.
         let mut last = StepError::msg("no address");
-        let mut tcp = None;
+        let mut connected = None;
         for ip in addrs {
             let addr = SocketAddr::new(ip, self.config.smtp_port);
+            let permit = match &self.ip_limit {
+                Some(limit) => limit.acquire(ip).await,
+                None => None,
+            };
             let attempt = within(t.connect, async {
                 TcpStream::connect(addr).await.map_err(|e| StepError::msg(format!("{addr}: {e}")))
             })
@@ -236,13 +329,13 @@ impl MxProbe {
             match attempt {
                 Ok(s) => {
                     report.addr = Some(addr);
-                    tcp = Some(s);
+                    connected = Some((s, permit));
                     break;
                 }
                 Err(e) => last = e,
             }
         }
-        let mut tcp = tcp.ok_or((ProbeStep::Connect, last))?;
+        let (mut tcp, _permit) = connected.ok_or((ProbeStep::Connect, last))?;
         let mut parser = ReplyParser::default();
 
         let banner = within(t.smtp_reply, read_reply(&mut tcp, &mut parser))

@@ -4,3 +4,4 @@
 mod docs;
 mod scenarios;
 mod support;
+mod html_report;

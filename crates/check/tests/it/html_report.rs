@@ -1,0 +1,532 @@
+//! The HTML scan report in a real browser: Debian's `chromium`, headless. Takes a screenshot
+//! (kept at `$CARGO_TARGET_TMPDIR/scan-report.png` for people to look at) and dumps the DOM
+//! after the page's script ran to check the table, sorting and filtering.
+//!
+//! Without chromium the test is skipped, unless `CI` is set: then it fails.
+
+use std::io::Read as _;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+use mtasts_check::scan::html::{ReportMeta, render};
+use mtasts_check::scan::summary::SummaryBuilder;
+use mtasts_store::{Category, Grade, ResultRow};
+
+const TIMEOUT: Duration = Duration::from_secs(60);
+const TITLE: &str = "MTA-STS scan of top-domains.txt";
+
+/// One kind of domain: category, grade, mode, max_age, MX covered, MX TLS ok, TLS-RPT
+/// (present, valid), errors, warnings.
+type Profile = (
+    Category,
+    Grade,
+    Option<&'static str>,
+    Option<u32>,
+    Option<bool>,
+    Option<bool>,
+    (bool, bool),
+    &'static [&'static str],
+    &'static [&'static str],
+);
+
+const PROFILES: [Profile; 16] = [
+    (
+        Category::Enforce,
+        Grade::A,
+        Some("enforce"),
+        Some(1_209_600),
+        Some(true),
+        Some(true),
+        (true, true),
+        &[],
+        &[],
+    ),
+    (
+        Category::NoMtaSts,
+        Grade::F,
+        None,
+        None,
+        None,
+        Some(true),
+        (false, false),
+        &[],
+        &["sts-not-deployed", "tlsrpt-missing"],
+    ),
+    (
+        Category::Enforce,
+        Grade::B,
+        Some("enforce"),
+        Some(604_800),
+        Some(true),
+        Some(true),
+        (false, false),
+        &[],
+        &["tlsrpt-missing"],
+    ),
+    (
+        Category::Testing,
+        Grade::C,
+        Some("testing"),
+        Some(86_400),
+        Some(false),
+        Some(true),
+        (true, true),
+        &["mx-not-covered"],
+        &[],
+    ),
+    (
+        Category::NoMtaSts,
+        Grade::F,
+        None,
+        None,
+        None,
+        Some(false),
+        (false, false),
+        &["mx-starttls-missing"],
+        &["sts-not-deployed", "tlsrpt-missing"],
+    ),
+    (
+        Category::Testing,
+        Grade::B,
+        Some("testing"),
+        Some(604_800),
+        Some(true),
+        Some(true),
+        (true, true),
+        &[],
+        &["mx-cert-expiring"],
+    ),
+    (
+        Category::InvalidPolicy,
+        Grade::D,
+        None,
+        None,
+        None,
+        Some(true),
+        (true, false),
+        &["policy-invalid", "tlsrpt-invalid"],
+        &[],
+    ),
+    (
+        Category::Enforce,
+        Grade::C,
+        Some("enforce"),
+        Some(31_557_600),
+        Some(true),
+        Some(false),
+        (true, true),
+        &["mx-cert-expired"],
+        &[],
+    ),
+    (
+        Category::NoMtaSts,
+        Grade::F,
+        None,
+        None,
+        None,
+        Some(true),
+        (true, true),
+        &[],
+        &["sts-not-deployed"],
+    ),
+    (
+        Category::TxtWithoutPolicy,
+        Grade::D,
+        None,
+        None,
+        None,
+        Some(true),
+        (false, false),
+        &["policy-cert-wrong-name"],
+        &["tlsrpt-missing"],
+    ),
+    (
+        Category::None,
+        Grade::C,
+        Some("none"),
+        Some(86_400),
+        Some(true),
+        Some(true),
+        (true, true),
+        &[],
+        &["policy-mode-none", "policy-max-age-short"],
+    ),
+    (
+        Category::Enforce,
+        Grade::A,
+        Some("enforce"),
+        Some(2_592_000),
+        Some(true),
+        Some(true),
+        (true, true),
+        &[],
+        &[],
+    ),
+    (
+        Category::NoMtaSts,
+        Grade::F,
+        None,
+        None,
+        None,
+        None,
+        (false, false),
+        &[],
+        &["sts-not-deployed", "tlsrpt-missing"],
+    ),
+    (
+        Category::Testing,
+        Grade::C,
+        Some("testing"),
+        Some(604_800),
+        Some(false),
+        Some(false),
+        (true, true),
+        &["mx-not-covered", "mx-cert-wrong-name"],
+        &[],
+    ),
+    (
+        Category::TxtWithoutPolicy,
+        Grade::D,
+        None,
+        None,
+        None,
+        Some(true),
+        (true, true),
+        &["policy-https-unreachable"],
+        &[],
+    ),
+    (
+        Category::CouldNotCheck,
+        Grade::Unknown,
+        None,
+        None,
+        None,
+        None,
+        (false, false),
+        &["sts-txt-dns-error", "mx-dns-error"],
+        &[],
+    ),
+];
+
+const NAMES: [&str; 16] = [
+    "acme-widgets",
+    "northwind",
+    "contoso",
+    "fabrikam",
+    "globex",
+    "initech",
+    "umbrella",
+    "hooli",
+    "stark-industries",
+    "wayne-enterprises",
+    "tyrell",
+    "cyberdyne",
+    "soylent",
+    "wonka",
+    "aperture",
+    "black-mesa",
+];
+const TLDS: [&str; 4] = ["example", "example.org", "test", "example.net"];
+const PROVIDERS: [&str; 6] =
+    ["google.com", "outlook.com", "mimecast.com", "pphosted.com", "ovh.net", "self-hosted.example"];
+
+fn rows() -> Vec<ResultRow> {
+    let mut rows: Vec<ResultRow> =
+        (0..64usize)
+            .map(|i| {
+                let (
+                    category,
+                    grade,
+                    mode,
+                    max_age,
+                    mx_covered,
+                    mx_tls_ok,
+                    (tp, tv),
+                    errors,
+                    warnings,
+                ) = PROFILES[i % 16];
+                let valid =
+                    matches!(category, Category::Enforce | Category::Testing | Category::None);
+                ResultRow {
+                    domain: format!(
+                        "{}{}.{}",
+                        NAMES[(i * 7) % 16],
+                        if i >= 16 { format!("-{}", i / 16) } else { String::new() },
+                        TLDS[i % 4]
+                    ),
+                    category,
+                    grade,
+                    txt_present: valid
+                        || matches!(category, Category::InvalidPolicy | Category::TxtWithoutPolicy),
+                    policy_valid: valid,
+                    mode: mode.map(str::to_owned),
+                    max_age,
+                    mx_covered,
+                    mx_tls_ok,
+                    tlsrpt_present: tp,
+                    tlsrpt_valid: tv,
+                    provider: (category != Category::CouldNotCheck)
+                        .then(|| PROVIDERS[(i * 5 + i / 3) % 6].to_owned()),
+                    error_codes: errors.iter().map(|s| (*s).to_owned()).collect(),
+                    warning_codes: warnings.iter().map(|s| (*s).to_owned()).collect(),
+                    report_json: "{}".to_owned(),
+                    elapsed_ms: 180 + (i as u64 * 379) % 2900,
+                }
+            })
+            .collect();
+    // Data from the wild: an input line that is not a domain and tries to be markup.
+    rows.push(ResultRow {
+        domain: "<script>document.title='pwned'</script><b>x</b>.example".to_owned(),
+        category: Category::InvalidName,
+        grade: Grade::Unknown,
+        txt_present: false,
+        policy_valid: false,
+        mode: None,
+        max_age: None,
+        mx_covered: None,
+        mx_tls_ok: None,
+        tlsrpt_present: false,
+        tlsrpt_valid: false,
+        provider: None,
+        error_codes: vec!["domain-invalid".to_owned()],
+        warning_codes: vec![],
+        report_json: "{}".to_owned(),
+        elapsed_ms: 1,
+    });
+    rows
+}
+
+fn find_chromium() -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    for dir in std::env::split_paths(&path) {
+        for name in ["chromium", "chromium-browser"] {
+            let candidate = dir.join(name);
+            if candidate.is_file() {
+                return Some(candidate);
+            }
+        }
+    }
+    None
+}
+
+/// `file://` URL of an absolute path (percent-encoding what a path may hold that a URL may not).
+fn file_url(path: &Path) -> String {
+    let mut url = String::from("file://");
+    for b in path.to_string_lossy().bytes() {
+        if b.is_ascii_alphanumeric() || b"/-._~".contains(&b) {
+            url.push(char::from(b));
+        } else {
+            url.push_str(&format!("%{b:02X}"));
+        }
+    }
+    url
+}
+
+struct Run {
+    status: ExitStatus,
+    stdout: Vec<u8>,
+    stderr: String,
+}
+
+/// Runs chromium headless with a fresh profile, killing it after [`TIMEOUT`].
+fn chromium(bin: &Path, work: &Path, headless: &str, extra: &[String]) -> Run {
+    static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let profile =
+        work.join(format!("profile-{}", N.fetch_add(1, std::sync::atomic::Ordering::Relaxed)));
+    std::fs::create_dir_all(&profile).unwrap();
+    let mut child: Child = Command::new(bin)
+        .arg(headless)
+        .args([
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-dev-shm-usage",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--hide-scrollbars",
+            "--noerrdialogs",
+        ])
+        .arg(format!("--user-data-dir={}", profile.display()))
+        .args(extra)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Drain both pipes on threads so a chatty browser never blocks on a full pipe.
+    let mut out = child.stdout.take().unwrap();
+    let mut err = child.stderr.take().unwrap();
+    let out = std::thread::spawn(move || {
+        let mut buf = Vec::new();
+        let _ = out.read_to_end(&mut buf);
+        buf
+    });
+    let err = std::thread::spawn(move || {
+        let mut buf = Vec::new();
+        let _ = err.read_to_end(&mut buf);
+        String::from_utf8_lossy(&buf).into_owned()
+    });
+    let start = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if start.elapsed() > TIMEOUT {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("chromium {extra:?} did not finish within {TIMEOUT:?}");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let run = Run { status, stdout: out.join().unwrap(), stderr: err.join().unwrap() };
+    let _ = std::fs::remove_dir_all(&profile);
+    run
+}
+
+/// Every `<td class="num" …>` sort key (`data-v`) of the max_age column, in DOM order.
+fn max_age_keys(dom: &str) -> Vec<String> {
+    dom.split("<td class=\"")
+        .skip(1)
+        .filter(|cell| cell.starts_with("num\"") || cell.starts_with("na num\""))
+        .map(|cell| {
+            let v = cell.split("data-v=\"").nth(1).unwrap();
+            v[..v.find('"').unwrap()].to_owned()
+        })
+        .collect()
+}
+
+#[test]
+fn report_renders_in_chromium() {
+    let all = rows();
+    let mut builder = SummaryBuilder::default();
+    for r in &all {
+        builder.add(r);
+    }
+    let summary = builder.finish();
+    let problems: Vec<ResultRow> = all
+        .iter()
+        .filter(|r| !r.error_codes.is_empty() || !r.warning_codes.is_empty())
+        .cloned()
+        .collect();
+    assert!(problems.len() >= 50, "{} problem rows", problems.len());
+    let meta = ReportMeta {
+        title: TITLE.to_owned(),
+        generated_at: "2025-11-23T09:41:07Z".to_owned(),
+        input: "top-domains.txt".to_owned(),
+        run_id: Some(42),
+        duration_secs: 187.4,
+    };
+    let html = render(&summary, &problems, &meta);
+
+    let Some(bin) = find_chromium() else {
+        if std::env::var_os("CI").is_some() {
+            panic!("chromium missing: .ci/run must apt-get install chromium");
+        }
+        eprintln!("SKIPPED: chromium is not installed (apt-get install chromium)");
+        return;
+    };
+
+    let tmp = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
+    let work = tmp.join(format!("html-report-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&work);
+    std::fs::create_dir_all(&work).unwrap();
+    let page = work.join("scan-report.html");
+    std::fs::write(&page, &html).unwrap();
+    let url = file_url(&page);
+
+    // Screenshot; the plain --headless flag first, then --headless=new.
+    let png = work.join("scan-report.png");
+    let mut tried = Vec::new();
+    for headless in ["--headless", "--headless=new"] {
+        let run = chromium(
+            &bin,
+            &work,
+            headless,
+            &[
+                "--window-size=1280,2400".to_owned(),
+                format!("--screenshot={}", png.display()),
+                url.clone(),
+            ],
+        );
+        if run.status.success() && png.is_file() {
+            break;
+        }
+        tried.push(format!("{headless}: {} {}", run.status, run.stderr));
+    }
+    assert!(png.is_file(), "chromium took no screenshot:\n{}", tried.join("\n"));
+    let bytes = std::fs::read(&png).unwrap();
+    assert!(bytes.starts_with(b"\x89PNG\r\n\x1a\n"), "not a PNG");
+    assert!(bytes.len() > 20_000, "screenshot of {} bytes: a blank page?", bytes.len());
+    let kept = tmp.join("scan-report.png");
+    std::fs::copy(&png, &kept).unwrap();
+    std::fs::copy(&page, tmp.join("scan-report.html")).unwrap();
+    println!("screenshot: {}", kept.display());
+
+    // The DOM after the script ran, sorted by max_age (numerically) and filtered by a code.
+    let headless = if tried.is_empty() { "--headless" } else { "--headless=new" };
+    let run = chromium(
+        &bin,
+        &work,
+        headless,
+        &["--dump-dom".to_owned(), format!("{url}#sort=max_age&q=mx-not-covered")],
+    );
+    assert!(run.status.success(), "chromium --dump-dom failed: {}\n{}", run.status, run.stderr);
+    let dom = String::from_utf8(run.stdout).unwrap();
+    assert!(dom.contains("data-ready=\"true\""), "the table script did not run:\n{}", run.stderr);
+    assert_eq!(
+        dom.matches("<td class=\"dom\">").count(),
+        problems.len(),
+        "every problem is a table row"
+    );
+    assert_eq!(
+        dom.matches("<tr").count(),
+        problems.len() + 1,
+        "header row plus one row per problem"
+    );
+    assert_eq!(dom.matches("<svg").count(), 5, "five charts");
+
+    // Filter: exactly the rows with mx-not-covered are shown.
+    let expected =
+        problems.iter().filter(|r| r.error_codes.iter().any(|c| c == "mx-not-covered")).count();
+    assert!(expected > 0);
+    assert!(
+        dom.contains(&format!("data-shown=\"{expected}\"")),
+        "filter: expected {expected} rows shown"
+    );
+    assert_eq!(dom.matches(" hidden=\"\"").count(), problems.len() - expected, "hidden rows");
+
+    // Sort: max_age ascending, numerically (86400 before 604800 before 31557600), blanks last.
+    assert!(dom.contains("data-key=\"max_age\" scope=\"col\" aria-sort=\"ascending\""));
+    let keys = max_age_keys(&dom);
+    assert_eq!(keys.len(), problems.len());
+    let first_blank = keys.iter().position(String::is_empty).unwrap_or(keys.len());
+    assert!(keys[first_blank..].iter().all(String::is_empty), "blanks last: {keys:?}");
+    let numbers: Vec<u64> = keys[..first_blank].iter().map(|k| k.parse().unwrap()).collect();
+    assert!(numbers.windows(2).all(|w| w[0] <= w[1]), "numeric order: {numbers:?}");
+    assert!(numbers.contains(&86_400) && numbers.contains(&31_557_600));
+
+    // The hostile input line stayed text.
+    assert!(dom.contains(&format!("<title>{TITLE}</title>")), "title changed");
+    assert!(!dom.contains("pwned</title>") && !dom.contains("<b>x</b>"));
+    assert!(dom.contains(
+        "&lt;script&gt;document.title='pwned'&lt;/script&gt;&lt;b&gt;x&lt;/b&gt;.example"
+    ));
+
+    // An empty scan renders too (no table, no script errors).
+    let empty = work.join("empty.html");
+    std::fs::write(
+        &empty,
+        render(&SummaryBuilder::default().finish(), &[], &ReportMeta::default()),
+    )
+    .unwrap();
+    let run = chromium(&bin, &work, headless, &["--dump-dom".to_owned(), file_url(&empty)]);
+    assert!(run.status.success(), "chromium --dump-dom failed: {}\n{}", run.status, run.stderr);
+    let dom = String::from_utf8(run.stdout).unwrap();
+    assert!(dom.contains("No domain has errors or warnings."));
+    assert!(!dom.contains("<table"));
+    assert_eq!(dom.matches("<svg").count(), 2, "adoption and grades charts");
+
+    let _ = std::fs::remove_dir_all(&work);
+}

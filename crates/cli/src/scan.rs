@@ -1,0 +1,361 @@
+//! `mtasts scan [FILE|-]` and `mtasts scan diff RUN_A RUN_B`.
+
+use std::fs::File;
+use std::io::{BufRead, BufReader, IsTerminal, Write};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use clap::{Args, Subcommand, ValueEnum};
+use futures::StreamExt;
+use mtasts_check::scan::html::{self, ReportMeta};
+use mtasts_check::scan::output::{Csv, JsonLines};
+use mtasts_check::scan::run::NoRows;
+use mtasts_check::scan::{InputReader, RowSink, Scan, ScanConfig, ScanProgress, SummaryBuilder};
+use mtasts_check::{CheckOptions, Checker};
+use mtasts_net::dns::RateLimitedDns;
+use mtasts_net::{DnsClient, HickoryDns, ProbeCache};
+use mtasts_store::{ResultRow, RunId, ScanStore};
+
+use crate::net_args::NetArgs;
+
+/// Default database: a SQLite file in the current directory.
+const DEFAULT_DB: &str = "sqlite://mtasts-scan.db";
+
+/// MX hosts whose probe results are kept during a scan.
+const PROBE_CACHE_HOSTS: usize = 50_000;
+
+/// Per-domain output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum RowFormat {
+    /// One JSON object per domain per line (the `check --format json` domain object).
+    Jsonl,
+    /// One CSV row per domain.
+    Csv,
+    /// No per-domain output (summary only).
+    None,
+}
+
+/// Progress display on stderr.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum ProgressMode {
+    /// A bar when stderr is a terminal, log lines otherwise.
+    Auto,
+    /// Always a bar.
+    Bar,
+    /// Periodic log lines.
+    Log,
+    /// Nothing.
+    None,
+}
+
+/// Arguments of `mtasts scan`.
+#[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true)]
+pub(crate) struct ScanArgs {
+    #[command(subcommand)]
+    pub(crate) command: Option<ScanCommand>,
+    /// The domain list: one per line (`#` comments), or CSV with --column; `-` for stdin.
+    /// May be omitted with --resume/--run to work on a run that is already loaded.
+    pub(crate) input: Option<String>,
+    /// Take domains from this CSV column (the first line is the header).
+    #[arg(long)]
+    pub(crate) column: Option<String>,
+    /// Where runs and results are stored: sqlite://PATH or postgres://…
+    #[arg(long, env = "MTASTS_SCAN_DB", default_value = DEFAULT_DB)]
+    pub(crate) db: String,
+    /// Continue an interrupted run (the latest unfinished one, or RUN) without redoing
+    /// finished domains.
+    #[arg(long, value_name = "RUN", num_args = 0..=1, default_missing_value = "latest")]
+    pub(crate) resume: Option<String>,
+    /// Per-domain output on stdout (or --output).
+    #[arg(long, value_enum, default_value_t = RowFormat::Jsonl)]
+    pub(crate) format: RowFormat,
+    /// Write per-domain output to this file instead of stdout.
+    #[arg(long, short)]
+    pub(crate) output: Option<PathBuf>,
+    /// Also write a self-contained HTML report here.
+    #[arg(long)]
+    pub(crate) html: Option<PathBuf>,
+    /// Domains checked at once.
+    #[arg(long, default_value_t = 64)]
+    pub(crate) concurrency: usize,
+    /// DNS queries per second, at most.
+    #[arg(long, default_value_t = 500)]
+    pub(crate) dns_rate: u32,
+    /// Seconds one domain may take before it is recorded as `domain-deadline`.
+    #[arg(long, default_value_t = 60.0)]
+    pub(crate) deadline: f64,
+    /// SMTP connections per MX IP address at once.
+    #[arg(long, default_value_t = 4)]
+    pub(crate) smtp_per_ip: usize,
+    /// Do not connect to MX hosts.
+    #[arg(long)]
+    pub(crate) no_smtp: bool,
+    /// Look up TLSA and DNSSEC status too (more DNS queries).
+    #[arg(long)]
+    pub(crate) dane: bool,
+    /// Domains claimed from the queue at a time.
+    #[arg(long, default_value_t = 32)]
+    pub(crate) batch: usize,
+    /// Seconds a claim is held without renewal (a dead worker's batch is taken over after it).
+    #[arg(long, default_value_t = 60.0)]
+    pub(crate) lease: f64,
+    /// This worker's name (default host:pid).
+    #[arg(long)]
+    pub(crate) worker: Option<String>,
+    /// Progress on stderr.
+    #[arg(long, value_enum, default_value_t = ProgressMode::Auto)]
+    pub(crate) progress: ProgressMode,
+    #[command(flatten)]
+    pub(crate) net: NetArgs,
+}
+
+/// Subcommands of `mtasts scan`.
+#[derive(Debug, Subcommand)]
+pub(crate) enum ScanCommand {
+    /// Domains that adopted, broke, were fixed or changed mode between two runs.
+    Diff {
+        /// The earlier run.
+        run_a: i64,
+        /// The later run.
+        run_b: i64,
+        /// Database.
+        #[arg(long, env = "MTASTS_SCAN_DB", default_value = DEFAULT_DB)]
+        db: String,
+    },
+    /// List the runs in the database.
+    Runs {
+        /// Database.
+        #[arg(long, env = "MTASTS_SCAN_DB", default_value = DEFAULT_DB)]
+        db: String,
+    },
+}
+
+fn worker_name() -> String {
+    let host = std::fs::read_to_string("/etc/hostname")
+        .ok()
+        .map(|h| h.trim().to_owned())
+        .filter(|h| !h.is_empty())
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .unwrap_or_else(|| "worker".into());
+    format!("{host}:{}", std::process::id())
+}
+
+fn secs(name: &str, v: f64) -> anyhow::Result<Duration> {
+    if !(v.is_finite() && v >= 1.0 && v <= 86_400.0) {
+        bail!("--{name} must be between 1 and 86400 seconds, got {v}");
+    }
+    Ok(Duration::from_secs_f64(v))
+}
+
+pub(crate) async fn run(args: ScanArgs) -> anyhow::Result<u8> {
+    match args.command {
+        Some(ScanCommand::Diff { run_a, run_b, db }) => {
+            return diff(&db, RunId(run_a), RunId(run_b)).await;
+        }
+        Some(ScanCommand::Runs { db }) => return runs(&db).await,
+        None => {}
+    }
+    let config = args.net.config()?;
+    let store = ScanStore::open(&args.db).await.with_context(|| format!("opening {}", args.db))?;
+
+    let run = match args.resume.as_deref() {
+        Some("latest") => store
+            .latest_unfinished_run()
+            .await?
+            .context("--resume: no unfinished run in this database")?,
+        Some(id) => RunId(id.parse().with_context(|| format!("--resume {id:?} is not a run id"))?),
+        None => {
+            if args.input.is_none() {
+                bail!("give a domain list (a file, or - for stdin), or --resume");
+            }
+            let options = serde_json::json!({
+                "concurrency": args.concurrency, "dns_rate": args.dns_rate, "deadline": args.deadline,
+                "no_smtp": args.no_smtp, "dane": args.dane, "column": args.column,
+            });
+            store.create_run(args.input.as_deref().unwrap_or("-"), &options.to_string()).await?
+        }
+    };
+    let info = store.run_info(run).await?;
+    eprintln!("mtasts scan: run {run} in {} ({})", args.db, info.input);
+
+    // The input, streamed.
+    let reader: Option<Box<dyn BufRead + Send>> = match args.input.as_deref() {
+        Some("-") => Some(Box::new(BufReader::new(std::io::stdin()))),
+        Some(path) => Some(Box::new(BufReader::new(
+            File::open(path).with_context(|| format!("opening {path}"))?,
+        ))),
+        None => None,
+    };
+    let input = reader.map(|r| match &args.column {
+        Some(col) => InputReader::csv(r, col),
+        None => InputReader::lines(r),
+    });
+
+    let hickory: Arc<dyn DnsClient> =
+        Arc::new(HickoryDns::new(&config.dns_servers, config.timeouts.dns)?);
+    let dns: Arc<dyn DnsClient> = Arc::new(RateLimitedDns::new(hickory, args.dns_rate));
+    let cache = ProbeCache::new(PROBE_CACHE_HOSTS);
+    let options = CheckOptions {
+        probe_smtp: !args.no_smtp,
+        dane: args.dane,
+        probe_cache: Some(cache.clone()),
+        smtp_per_ip: Some(args.smtp_per_ip),
+    };
+    let checker = Checker::with_dns(&config, dns, options)?;
+    let scan_config = ScanConfig {
+        concurrency: args.concurrency.max(1),
+        batch: args.batch.max(1),
+        lease: secs("lease", args.lease)?,
+        deadline: secs("deadline", args.deadline)?,
+        worker: args.worker.clone().unwrap_or_else(worker_name),
+    };
+
+    let out: Box<dyn Write + Send> = match &args.output {
+        Some(p) => Box::new(std::io::BufWriter::new(
+            File::create(p).with_context(|| format!("creating {}", p.display()))?,
+        )),
+        None => Box::new(std::io::BufWriter::new(std::io::stdout())),
+    };
+    let sink: Box<dyn RowSink> = match args.format {
+        RowFormat::Jsonl => Box::new(JsonLines::new(out)),
+        RowFormat::Csv => Box::new(Csv::new(out)),
+        RowFormat::None => Box::new(NoRows),
+    };
+
+    let scan = Scan::new(store.clone(), checker, run, scan_config);
+    let started = Instant::now();
+    let progress = spawn_progress(scan.progress(), args.progress);
+    let stats = scan.run(input, sink).await;
+    progress.abort();
+    let stats = stats?;
+    if stats.invalid > 0 || stats.read > 0 {
+        eprintln!(
+            "mtasts scan: read {} domains ({} new in the queue), {} invalid lines",
+            stats.read, stats.queued, stats.invalid
+        );
+    }
+    eprintln!("mtasts scan: {} MX probes run for this process's domains", cache.probes_run());
+
+    // Summary over the whole run (all workers), streamed from the store.
+    let mut builder = SummaryBuilder::default();
+    let mut problems: Vec<ResultRow> = Vec::new();
+    let rows = store.results(run);
+    let mut rows = std::pin::pin!(rows);
+    while let Some(row) = rows.next().await {
+        let mut row = row?;
+        builder.add(&row);
+        if args.html.is_some()
+            && problems.len() < html::MAX_TABLE_ROWS + 1
+            && (!row.error_codes.is_empty() || !row.warning_codes.is_empty())
+        {
+            row.report_json = String::new();
+            problems.push(row);
+        }
+    }
+    let summary = builder.finish();
+    eprintln!("\n{}", summary.render_text());
+    if let Some(path) = &args.html {
+        let meta = ReportMeta {
+            title: format!("MTA-STS scan of {}", info.input),
+            generated_at: time::OffsetDateTime::now_utc()
+                .format(&time::format_description::well_known::Rfc3339)
+                .unwrap_or_default(),
+            input: info.input.clone(),
+            run_id: Some(run.0),
+            duration_secs: started.elapsed().as_secs_f64(),
+        };
+        std::fs::write(path, html::render(&summary, &problems, &meta))
+            .with_context(|| format!("writing {}", path.display()))?;
+        eprintln!("mtasts scan: HTML report in {}", path.display());
+    }
+    Ok(0)
+}
+
+fn spawn_progress(p: Arc<ScanProgress>, mode: ProgressMode) -> tokio::task::JoinHandle<()> {
+    let bar = match mode {
+        ProgressMode::Bar => true,
+        ProgressMode::Auto => std::io::stderr().is_terminal(),
+        ProgressMode::Log | ProgressMode::None => false,
+    };
+    tokio::spawn(async move {
+        if mode == ProgressMode::None {
+            return;
+        }
+        if bar {
+            let pb = indicatif::ProgressBar::new(0);
+            pb.set_draw_target(indicatif::ProgressDrawTarget::stderr());
+            if let Ok(style) = indicatif::ProgressStyle::with_template(
+                "{bar:40} {pos}/{len} domains  {per_sec}  ETA {eta}  {msg}",
+            ) {
+                pb.set_style(style);
+            }
+            loop {
+                pb.set_length(p.queued.load(Ordering::Relaxed));
+                pb.set_position(
+                    p.done_all.load(Ordering::Relaxed).max(p.done.load(Ordering::Relaxed)),
+                );
+                pb.set_message(format!("{} with errors", p.with_errors.load(Ordering::Relaxed)));
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        } else {
+            loop {
+                tokio::time::sleep(Duration::from_secs(10)).await;
+                let done = p.done.load(Ordering::Relaxed);
+                let total = p.queued.load(Ordering::Relaxed);
+                let all = p.done_all.load(Ordering::Relaxed).max(done);
+                let secs = p.started.elapsed().as_secs_f64().max(0.001);
+                #[allow(clippy::cast_precision_loss)]
+                let rate = done as f64 / secs;
+                #[allow(clippy::cast_precision_loss)]
+                let eta = if rate > 0.0 { total.saturating_sub(all) as f64 / rate } else { 0.0 };
+                eprintln!(
+                    "mtasts scan: {all}/{total} done, {rate:.1} domains/s, ETA {eta:.0} s, {} with errors",
+                    p.with_errors.load(Ordering::Relaxed)
+                );
+            }
+        }
+    })
+}
+
+async fn diff(db: &str, a: RunId, b: RunId) -> anyhow::Result<u8> {
+    let store = ScanStore::open(db).await.with_context(|| format!("opening {db}"))?;
+    let rows = store.diff(a, b).await?;
+    let mut out = std::io::stdout().lock();
+    let side = |s: &Option<(mtasts_store::Category, mtasts_store::Grade)>| match s {
+        Some((c, g)) => format!("{} {}", c.as_str(), g.as_str()),
+        None => "(absent)".to_owned(),
+    };
+    for r in &rows {
+        writeln!(
+            out,
+            "{:<40} {:<28} {} -> {}",
+            r.domain,
+            format!("{:?}", r.change),
+            side(&r.before),
+            side(&r.after)
+        )?;
+    }
+    eprintln!("{} domains changed between run {a} and run {b}", rows.len());
+    Ok(0)
+}
+
+async fn runs(db: &str) -> anyhow::Result<u8> {
+    let store = ScanStore::open(db).await.with_context(|| format!("opening {db}"))?;
+    for r in store.runs().await? {
+        let p = store.progress(r.id).await?;
+        println!(
+            "{:>6}  {}  {}  {}/{} done  {}",
+            r.id,
+            r.started_at,
+            if r.finished_at.is_some() { "finished" } else { "unfinished" },
+            p.done,
+            p.queued,
+            r.input
+        );
+    }
+    Ok(0)
+}

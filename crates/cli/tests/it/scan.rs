@@ -1,0 +1,281 @@
+//! `mtasts scan`: outputs, bad input, resumption after kill -9, and several workers sharing
+//! one PostgreSQL queue with one of them killed.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::process::Stdio;
+use std::time::Duration;
+
+use mtasts_store::{Category, ScanStore};
+use mtasts_testkit::{DomainSpec, HttpBehaviour, Scenario, World};
+use tokio::process::Command;
+
+/// `mtasts scan` pointed at `world`.
+fn scan_cmd(world: &World, db: &str) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_mtasts"));
+    cmd.arg("scan")
+        .args(["--db", db])
+        .args(["--dns-server", &world.dns_addr().to_string()])
+        .arg("--trust-roots")
+        .arg(world.ca_pem_path())
+        .args(["--https-port", &world.https_port().to_string()])
+        .args(["--smtp-port", &world.smtp_port().to_string()])
+        .args(["--dns-timeout", "0.8", "--smtp-timeout", "2"])
+        .args(["--connect-timeout", "2", "--progress", "none"])
+        .env_remove("MTASTS_SCAN_DB")
+        .env_remove("MTASTS_DNS_SERVER");
+    cmd
+}
+
+fn sqlite_url(dir: &Path) -> String {
+    format!("sqlite://{}", dir.join("scan.db").display())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn csv_jsonl_summary_and_garbage_input() {
+    let scenarios =
+        [Scenario::Good, Scenario::PolicyModeTesting, Scenario::NoMtaSts, Scenario::TxtInvalidId];
+    let mut b = World::builder();
+    for s in scenarios {
+        b = b.scenario(s);
+    }
+    let world = b.build().await;
+    let dir = tempfile::tempdir().unwrap();
+    let list = dir.path().join("list.txt");
+    let long = format!("{}.test", "x".repeat(70));
+    std::fs::write(
+        &list,
+        format!(
+            "# a list with garbage\n\ngood.test\nGOOD.test.\npolicy-mode-testing.test\nno-mta-sts.test\n\
+             txt-invalid-id.test\n192.0.2.7\nnot a domain\n{long}\n"
+        ),
+    )
+    .unwrap();
+    let db = sqlite_url(dir.path());
+    let out = scan_cmd(&world, &db)
+        .args(["--format", "csv", "--fetch-timeout=2"])
+        .arg(&list)
+        .output()
+        .await
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    let csv = String::from_utf8_lossy(&out.stdout);
+    let mut lines = csv.lines();
+    assert!(lines.next().unwrap().starts_with("domain,category,grade,"));
+    let rows: HashMap<String, Vec<String>> = lines
+        .map(|l| {
+            let f = mtasts_check::scan::input::csv_fields(l);
+            (f[0].clone(), f)
+        })
+        .collect();
+    assert_eq!(rows.len(), 7, "4 domains (duplicate dropped) + 3 invalid lines: {csv}");
+    assert_eq!(rows["good.test"][1], "enforce");
+    assert_eq!(rows["good.test"][2], "A");
+    assert_eq!(rows["policy-mode-testing.test"][1], "testing");
+    assert_eq!(rows["no-mta-sts.test"][1], "no-mta-sts");
+    assert_eq!(rows["no-mta-sts.test"][2], "F");
+    assert_eq!(rows["txt-invalid-id.test"][1], "invalid-policy");
+    assert!(rows["txt-invalid-id.test"][12].contains("sts-txt-invalid"));
+    assert_eq!(rows["192.0.2.7"][1], "invalid-name");
+    assert_eq!(rows["not a domain"][1], "invalid-name");
+    assert!(stderr.contains("Scanned 7 domains"), "{stderr}");
+    assert!(stderr.contains("enforce"), "{stderr}");
+
+    // The same run exported again as JSON lines from the store matches the check schema.
+    let out =
+        scan_cmd(&world, &db).args(["--format", "jsonl", "--resume", "1"]).output().await.unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(out.stdout.is_empty(), "a finished run has nothing left to do");
+    let store = ScanStore::open(&db).await.unwrap();
+    let row = store.result(mtasts_store::RunId(1), "good.test").await.unwrap().unwrap();
+    let report: serde_json::Value = serde_json::from_str(&row.report_json).unwrap();
+    assert_eq!(report["domain"], "good.test");
+    assert!(report["elapsed_ms"].is_u64());
+    assert!(store.run_info(mtasts_store::RunId(1)).await.unwrap().finished_at.is_some());
+}
+
+/// A world of `n` domains whose policy hosts trickle their answer, so each check takes about
+/// the fetch timeout: slow enough to kill a scan in the middle.
+async fn slow_world(prefix: &str, n: usize) -> (World, Vec<String>) {
+    let mut b = World::builder();
+    let mut names = Vec::new();
+    for i in 0..n {
+        let name = format!("{prefix}{i:03}.test");
+        let mut spec = DomainSpec::good(&name);
+        spec.set_behaviour(HttpBehaviour::Slow {
+            content_type: "text/plain".into(),
+            body: b"version: STSv1\nmode: enforce\nmx: *.test\nmax_age: 86400\n".to_vec(),
+            bytes_per_second: 1,
+        });
+        b = b.domain(spec);
+        names.push(name);
+    }
+    (b.build().await, names)
+}
+
+async fn wait_for_results(store: &ScanStore, run: mtasts_store::RunId, at_least: u64) {
+    for _ in 0..300 {
+        if let Ok(p) = store.progress(run).await
+            && p.done >= at_least
+        {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("no progress");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_then_resume_finishes_without_redoing() {
+    let (world, names) = slow_world("resume", 16).await;
+    let dir = tempfile::tempdir().unwrap();
+    let list = dir.path().join("list.txt");
+    std::fs::write(&list, names.join("\n")).unwrap();
+    let db = sqlite_url(dir.path());
+    let mut first = scan_cmd(&world, &db)
+        .args([
+            "--fetch-timeout=1",
+            "--concurrency",
+            "2",
+            "--batch",
+            "2",
+            "--no-smtp",
+            "--lease",
+            "2",
+        ])
+        .arg(&list)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let store = ScanStore::open(&db).await.unwrap();
+    let run = mtasts_store::RunId(1);
+    wait_for_results(&store, run, 3).await;
+    // kill -9: no chance to clean up.
+    first.start_kill().unwrap();
+    first.wait().await.unwrap();
+    let before = store.progress(run).await.unwrap();
+    assert!(before.done < names.len() as u64, "killed mid-scan: {before:?}");
+
+    let out = scan_cmd(&world, &db)
+        .args(["--fetch-timeout=1", "--concurrency", "8", "--no-smtp", "--resume", "--lease", "1"])
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let redone = String::from_utf8_lossy(&out.stdout).lines().count() as u64;
+    let after = store.progress(run).await.unwrap();
+    assert_eq!(after.done, names.len() as u64, "{after:?}");
+    assert_eq!(after.results, names.len() as u64);
+    assert_eq!(redone, names.len() as u64 - before.done, "finished domains were not checked again");
+    assert!(store.run_info(run).await.unwrap().finished_at.is_some());
+}
+
+/// The PostgreSQL URL for tests, and whether tests must fail (CI) rather than skip.
+fn postgres_url() -> Option<String> {
+    let url = std::env::var("MTASTS_TEST_POSTGRES")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned());
+    Some(url)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_postgres_workers_one_killed_every_domain_exactly_once() {
+    let Some(admin) = postgres_url() else { return };
+    let admin_store = match ScanStore::open(&admin).await {
+        Ok(_) => sqlx::PgPool::connect(&admin).await.unwrap(),
+        Err(e) => {
+            assert!(std::env::var_os("CI").is_none(), "PostgreSQL unreachable in CI: {e}");
+            eprintln!(
+                "skipping: PostgreSQL at {admin} unreachable ({e}); set MTASTS_TEST_POSTGRES"
+            );
+            return;
+        }
+    };
+    let schema = format!("mtasts_scan_it_{}", std::process::id());
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+        "DROP SCHEMA IF EXISTS {schema} CASCADE; CREATE SCHEMA {schema}"
+    )))
+    .execute(&admin_store)
+    .await
+    .unwrap();
+    let sep = if admin.contains('?') { '&' } else { '?' };
+    let db = format!("{admin}{sep}options[search_path]={schema}");
+
+    let (world, names) = slow_world("pg", 20).await;
+    let dir = tempfile::tempdir().unwrap();
+    let list = dir.path().join("list.txt");
+    std::fs::write(&list, names.join("\n")).unwrap();
+    let common =
+        ["--fetch-timeout=1", "--concurrency", "2", "--batch", "2", "--no-smtp", "--lease", "2"];
+    // Worker A loads the list and starts working; worker B joins the same run.
+    let mut a = scan_cmd(&world, &db)
+        .args(common)
+        .args(["--worker", "A", "--format", "jsonl"])
+        .arg(&list)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let store = ScanStore::open(&db).await.unwrap();
+    let run = mtasts_store::RunId(store.runs().await.unwrap().first().map_or(1, |r| r.id.0));
+    wait_for_results(&store, run, 1).await;
+    let b = scan_cmd(&world, &db)
+        .args(common)
+        .args(["--worker", "B", "--format", "jsonl", "--resume", &run.0.to_string()])
+        .output();
+    let b = tokio::spawn(b);
+    wait_for_results(&store, run, 4).await;
+    // Kill A while it holds claims; B must take them over when their lease expires.
+    a.start_kill().unwrap();
+    a.wait().await.unwrap();
+    let b = b.await.unwrap().unwrap();
+    assert_eq!(b.status.code(), Some(0), "{}", String::from_utf8_lossy(&b.stderr));
+
+    let p = store.progress(run).await.unwrap();
+    assert_eq!((p.done, p.results, p.pending, p.claimed), (20, 20, 0, 0), "{p:?}");
+    let mut seen = std::collections::HashSet::new();
+    let rows = store.results(run);
+    let mut rows = std::pin::pin!(rows);
+    while let Some(row) = futures::StreamExt::next(&mut rows).await {
+        let row = row.unwrap();
+        assert!(seen.insert(row.domain.clone()), "{} has two results", row.domain);
+        // The policy hosts trickle past the fetch timeout: TXT present, no policy.
+        assert_eq!(row.category, Category::TxtWithoutPolicy, "{}", row.domain);
+    }
+    assert_eq!(seen.len(), 20);
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!("DROP SCHEMA {schema} CASCADE")))
+        .execute(&admin_store)
+        .await
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn diff_between_runs() {
+    // Run 1 sees a domain without MTA-STS; run 2 the same name with an enforce policy.
+    let dir = tempfile::tempdir().unwrap();
+    let db = sqlite_url(dir.path());
+    let list = dir.path().join("list.txt");
+    std::fs::write(&list, "moving.test\n").unwrap();
+    let before = World::builder()
+        .domain(DomainSpec {
+            mx: DomainSpec::good("moving.test").mx,
+            ..DomainSpec::empty("moving.test")
+        })
+        .build()
+        .await;
+    let out = scan_cmd(&before, &db).args(["--format", "none"]).arg(&list).output().await.unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    drop(before);
+    let after = World::builder().domain(DomainSpec::good("moving.test")).build().await;
+    let out = scan_cmd(&after, &db).args(["--format", "none"]).arg(&list).output().await.unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = Command::new(env!("CARGO_BIN_EXE_mtasts"))
+        .args(["scan", "diff", "1", "2", "--db", &db])
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("moving.test") && text.contains("Adopted"), "{text}");
+}
