@@ -114,6 +114,16 @@ pub(crate) struct ScanArgs {
 }
 
 /// Subcommands of `mtasts scan`.
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn passwords_are_redacted() {
+        assert_eq!(super::redact("postgres://u:secret@h/db"), "postgres://u:***@h/db");
+        assert_eq!(super::redact("postgres://u@h/db"), "postgres://u@h/db");
+        assert_eq!(super::redact("sqlite://x.db"), "sqlite://x.db");
+    }
+}
+
 #[derive(Debug, Subcommand)]
 pub(crate) enum ScanCommand {
     /// Domains that adopted, broke, were fixed or changed mode between two runs.
@@ -144,8 +154,46 @@ fn worker_name() -> String {
     format!("{host}:{}", std::process::id())
 }
 
+/// The host part of this process's default worker name.
+fn host_name() -> String {
+    worker_name().rsplit_once(':').map(|(h, _)| h.to_owned()).unwrap_or_default()
+}
+
+/// Releases claims held by workers that ran on this host and whose process is gone (killed,
+/// crashed): on resume they need not wait for their leases to expire. Workers elsewhere are
+/// left to their leases.
+async fn release_dead_local_workers(store: &ScanStore, run: RunId) -> anyhow::Result<()> {
+    let host = host_name();
+    for holder in store.holders(run).await? {
+        let Some((h, pid)) = holder.rsplit_once(':') else { continue };
+        let Ok(pid) = pid.parse::<u32>() else { continue };
+        if h == host
+            && pid != std::process::id()
+            && !std::path::Path::new(&format!("/proc/{pid}")).exists()
+        {
+            let n = store.release(run, &holder).await?;
+            eprintln!("mtasts scan: released {n} domains claimed by dead worker {holder}");
+        }
+    }
+    Ok(())
+}
+
+/// A database URL without its password, for messages.
+pub(crate) fn redact(url: &str) -> String {
+    match (url.find("://"), url.find('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let userinfo = &url[scheme + 3..at];
+            match userinfo.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme + 3], &url[at..]),
+                None => url.to_owned(),
+            }
+        }
+        _ => url.to_owned(),
+    }
+}
+
 fn secs(name: &str, v: f64) -> anyhow::Result<Duration> {
-    if !(v.is_finite() && v >= 1.0 && v <= 86_400.0) {
+    if !(v.is_finite() && (1.0..=86_400.0).contains(&v)) {
         bail!("--{name} must be between 1 and 86400 seconds, got {v}");
     }
     Ok(Duration::from_secs_f64(v))
@@ -160,7 +208,8 @@ pub(crate) async fn run(args: ScanArgs) -> anyhow::Result<u8> {
         None => {}
     }
     let config = args.net.config()?;
-    let store = ScanStore::open(&args.db).await.with_context(|| format!("opening {}", args.db))?;
+    let store =
+        ScanStore::open(&args.db).await.with_context(|| format!("opening {}", redact(&args.db)))?;
 
     let run = match args.resume.as_deref() {
         Some("latest") => store
@@ -180,7 +229,10 @@ pub(crate) async fn run(args: ScanArgs) -> anyhow::Result<u8> {
         }
     };
     let info = store.run_info(run).await?;
-    eprintln!("mtasts scan: run {run} in {} ({})", args.db, info.input);
+    eprintln!("mtasts scan: run {run} in {} ({})", redact(&args.db), info.input);
+    if args.resume.is_some() {
+        release_dead_local_workers(&store, run).await?;
+    }
 
     // The input, streamed.
     let reader: Option<Box<dyn BufRead + Send>> = match args.input.as_deref() {
@@ -268,6 +320,14 @@ pub(crate) async fn run(args: ScanArgs) -> anyhow::Result<u8> {
             run_id: Some(run.0),
             duration_secs: started.elapsed().as_secs_f64(),
         };
+        // Worst first: most errors, then most warnings.
+        problems.sort_by(|a, b| {
+            (b.error_codes.len(), b.warning_codes.len(), &a.domain).cmp(&(
+                a.error_codes.len(),
+                a.warning_codes.len(),
+                &b.domain,
+            ))
+        });
         std::fs::write(path, html::render(&summary, &problems, &meta))
             .with_context(|| format!("writing {}", path.display()))?;
         eprintln!("mtasts scan: HTML report in {}", path.display());
@@ -322,7 +382,7 @@ fn spawn_progress(p: Arc<ScanProgress>, mode: ProgressMode) -> tokio::task::Join
 }
 
 async fn diff(db: &str, a: RunId, b: RunId) -> anyhow::Result<u8> {
-    let store = ScanStore::open(db).await.with_context(|| format!("opening {db}"))?;
+    let store = ScanStore::open(db).await.with_context(|| format!("opening {}", redact(db)))?;
     let rows = store.diff(a, b).await?;
     let mut out = std::io::stdout().lock();
     let side = |s: &Option<(mtasts_store::Category, mtasts_store::Grade)>| match s {
@@ -344,7 +404,7 @@ async fn diff(db: &str, a: RunId, b: RunId) -> anyhow::Result<u8> {
 }
 
 async fn runs(db: &str) -> anyhow::Result<u8> {
-    let store = ScanStore::open(db).await.with_context(|| format!("opening {db}"))?;
+    let store = ScanStore::open(db).await.with_context(|| format!("opening {}", redact(db)))?;
     for r in store.runs().await? {
         let p = store.progress(r.id).await?;
         println!(

@@ -548,6 +548,27 @@ impl ScanStore {
         self.renew_inner(run, worker, seqs, lease, None).await
     }
 
+    /// The workers holding claims on `run` (state `claimed`, lease expired or not).
+    pub async fn holders(&self, run: RunId) -> Result<Vec<String>> {
+        let q = "SELECT DISTINCT worker FROM scan_queue WHERE run_id = $1 AND state = 'claimed' \
+                 AND worker IS NOT NULL ORDER BY worker";
+        let rows: Vec<(String,)> =
+            with_db!(self, |pool, _sql| sqlx::query_as(q).bind(run.0).fetch_all(pool).await?);
+        Ok(rows.into_iter().map(|(w,)| w).collect())
+    }
+
+    /// Returns every claim `worker` holds on `run` to the queue at once (used for a worker
+    /// known to be dead, e.g. a killed process on this host, instead of waiting for its
+    /// leases to expire). Returns how many rows were released.
+    pub async fn release(&self, run: RunId, worker: &str) -> Result<u64> {
+        let q = "UPDATE scan_queue SET state = 'pending', worker = NULL, lease_until = NULL \
+                 WHERE run_id = $1 AND worker = $2 AND state = 'claimed'";
+        let done = with_db!(self, |pool, _sql| {
+            sqlx::query(q).bind(run.0).bind(worker).execute(pool).await?.rows_affected()
+        });
+        Ok(done)
+    }
+
     /// [`ScanStore::renew`] with an explicit clock: `now` in unix seconds.
     pub async fn renew_at(
         &self,

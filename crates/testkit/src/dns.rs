@@ -8,7 +8,7 @@
 //! `RequestHandler` wrapping the hickory `Catalog`. Every record has TTL [`TTL`].
 
 use std::{
-    collections::HashSet,
+    collections::{HashMap, HashSet},
     io,
     net::{Ipv4Addr, Ipv6Addr, SocketAddr},
     sync::{Arc, Mutex},
@@ -52,6 +52,7 @@ pub struct Zone {
     servfail: HashSet<LowerName>,
     silent: HashSet<LowerName>,
     errors: Vec<String>,
+    no_query_log: bool,
 }
 
 /// Parses a name as absolute (a trailing dot is optional).
@@ -152,6 +153,23 @@ impl Zone {
         self
     }
 
+    /// Do not keep a log of queries ([`DnsServer::queries`] stays empty): for big worlds
+    /// answering millions of queries.
+    pub fn without_query_log(&mut self) -> &mut Self {
+        self.no_query_log = true;
+        self
+    }
+
+    /// Number of resource records added so far.
+    pub fn len(&self) -> usize {
+        self.records.len()
+    }
+
+    /// True if no record was added yet.
+    pub fn is_empty(&self) -> bool {
+        self.records.is_empty()
+    }
+
     /// True if `name` already has a record (of any type) in this zone.
     pub fn has_name(&self, name: &str) -> bool {
         match abs_name(name) {
@@ -180,6 +198,79 @@ struct Handler {
     servfail: HashSet<LowerName>,
     silent: HashSet<LowerName>,
     log: Arc<Mutex<Vec<RecordedQuery>>>,
+    record: bool,
+    index: NameIndex,
+}
+
+/// Which names exist and which record types they hold, so that negative answers (NXDOMAIN,
+/// NODATA) are made here in constant time: hickory's in-memory zone finds them by scanning
+/// every record, which takes tens of milliseconds per query in a zone of 100 000 domains.
+struct NameIndex {
+    /// Every owner name and every ancestor of one (empty non-terminals, RFC 8020), lower
+    /// case with the trailing dot, with a bit per record type present ([`type_bit`]).
+    names: HashMap<Box<str>, u16>,
+    soa: Record,
+}
+
+const CNAME_BIT: u16 = 1 << 4;
+
+fn type_bit(t: RecordType) -> u16 {
+    match t {
+        RecordType::A => 1,
+        RecordType::AAAA => 1 << 1,
+        RecordType::MX => 1 << 2,
+        RecordType::TXT => 1 << 3,
+        RecordType::CNAME => CNAME_BIT,
+        RecordType::TLSA => 1 << 5,
+        RecordType::SOA => 1 << 6,
+        RecordType::NS => 1 << 7,
+        _ => 1 << 15,
+    }
+}
+
+fn index_key(name: &str) -> String {
+    let mut k = name.to_ascii_lowercase();
+    if !k.ends_with('.') {
+        k.push('.');
+    }
+    k
+}
+
+impl NameIndex {
+    fn new(soa: Record) -> Self {
+        let mut index = Self { names: HashMap::new(), soa };
+        let (name, t) = (index.soa.name.clone(), index.soa.record_type());
+        index.add(&name, t);
+        index
+    }
+
+    fn add(&mut self, name: &Name, t: RecordType) {
+        *self.names.entry(index_key(&name.to_string()).into_boxed_str()).or_default() |=
+            type_bit(t);
+        let mut parent = name.base_name();
+        loop {
+            self.names.entry(index_key(&parent.to_string()).into_boxed_str()).or_default();
+            if parent.is_root() {
+                break;
+            }
+            parent = parent.base_name();
+        }
+    }
+
+    /// `Some(code)` when the answer is negative and certain: NXDomain, or NoError (NODATA).
+    /// `None` when the zone has an answer (or the question is unusual): ask the catalog.
+    fn negative(&self, name: &str, t: RecordType) -> Option<ResponseCode> {
+        if matches!(t, RecordType::ANY | RecordType::AXFR | RecordType::IXFR)
+            || type_bit(t) == 1 << 15
+        {
+            return None;
+        }
+        match self.names.get(index_key(name).as_str()) {
+            None => Some(ResponseCode::NXDomain),
+            Some(mask) if mask & (type_bit(t) | CNAME_BIT) != 0 => None,
+            Some(_) => Some(ResponseCode::NoError),
+        }
+    }
 }
 
 fn info_with(request: &Request, code: ResponseCode) -> ResponseInfo {
@@ -197,7 +288,9 @@ impl RequestHandler for Handler {
     ) -> ResponseInfo {
         if let Some(q) = request.queries.queries().first() {
             let name = q.name().clone();
-            if let Ok(mut log) = self.log.lock() {
+            if self.record
+                && let Ok(mut log) = self.log.lock()
+            {
                 log.push(RecordedQuery {
                     name: name.to_string(),
                     qtype: q.query_type().to_string(),
@@ -210,6 +303,22 @@ impl RequestHandler for Handler {
             if self.servfail.contains(&name) {
                 let response = MessageResponseBuilder::new(&request.queries, None)
                     .error_msg(&request.metadata, ResponseCode::ServFail);
+                return match response_handle.send_response(response).await {
+                    Ok(info) => info,
+                    Err(_) => info_with(request, ResponseCode::ServFail),
+                };
+            }
+            if let Some(code) = self.index.negative(&name.to_string(), q.query_type()) {
+                let mut metadata = Metadata::response_from_request(&request.metadata);
+                metadata.authoritative = true;
+                metadata.response_code = code;
+                let response = MessageResponseBuilder::new(&request.queries, None).build(
+                    metadata,
+                    std::iter::empty(),
+                    std::iter::empty(),
+                    std::iter::once(&self.index.soa),
+                    std::iter::empty(),
+                );
                 return match response_handle.send_response(response).await {
                     Ok(info) => info,
                     Err(_) => info_with(request, ResponseCode::ServFail),
@@ -249,6 +358,13 @@ impl DnsServer {
         Err(last_err.unwrap_or_else(|| io::Error::other("could not bind DNS sockets")))
     }
 
+    /// Binds UDP and TCP on `addr` (e.g. `127.A.B.253:53`, the standard port) and serves `zone`.
+    pub async fn bind(addr: SocketAddr, zone: Zone) -> io::Result<Self> {
+        let udp = UdpSocket::bind(addr).await?;
+        let tcp = TcpListener::bind(udp.local_addr()?).await?;
+        Self::start_on(udp, tcp, zone)
+    }
+
     /// Serves `zone` on already-bound sockets.
     pub fn start_on(udp: UdpSocket, tcp: TcpListener, zone: Zone) -> io::Result<Self> {
         if !zone.errors.is_empty() {
@@ -270,8 +386,11 @@ impl DnsServer {
             86400,
             TTL,
         );
-        handler.upsert_mut(Record::from_rdata(origin.clone(), TTL, RData::SOA(soa)), SERIAL);
+        let soa = Record::from_rdata(origin.clone(), TTL, RData::SOA(soa));
+        handler.upsert_mut(soa.clone(), SERIAL);
+        let mut index = NameIndex::new(soa);
         for record in zone.records {
+            index.add(&record.name, record.record_type());
             let desc = format!("{} {}", record.name, record.record_type());
             if !handler.upsert_mut(record, SERIAL) {
                 return Err(io::Error::new(
@@ -288,6 +407,8 @@ impl DnsServer {
             servfail: zone.servfail,
             silent: zone.silent,
             log: Arc::clone(&log),
+            record: !zone.no_query_log,
+            index,
         });
         server.register_socket(udp);
         server.register_listener(tcp, TCP_IDLE_TIMEOUT, 32);

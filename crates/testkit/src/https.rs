@@ -143,24 +143,45 @@ fn normalize(name: &str) -> String {
     name.trim_end_matches('.').to_ascii_lowercase()
 }
 
+/// One virtual host of [`HttpsServer::start_virtual`]: a certificate shared with other hosts
+/// (e.g. one certificate with many subject alternative names) and a behaviour.
+#[derive(Clone)]
+pub struct VirtualHost {
+    /// The certificate and key presented for this SNI name.
+    pub key: Arc<CertifiedKey>,
+    /// What the host does.
+    pub behaviour: Arc<HttpBehaviour>,
+}
+
+impl fmt::Debug for VirtualHost {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("VirtualHost").field("behaviour", &self.behaviour).finish_non_exhaustive()
+    }
+}
+
+type Hosts = Arc<HashMap<String, VirtualHost>>;
+
 struct SniResolver {
-    keys: HashMap<String, Arc<CertifiedKey>>,
+    hosts: Hosts,
     log: Arc<Mutex<Log>>,
+    record: bool,
 }
 
 impl fmt::Debug for SniResolver {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("SniResolver").field("names", &self.keys.keys().collect::<Vec<_>>()).finish()
+        f.debug_struct("SniResolver").field("names", &self.hosts.len()).finish()
     }
 }
 
 impl ResolvesServerCert for SniResolver {
     fn resolve(&self, hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
         let sni = hello.server_name().map(normalize);
-        if let Ok(mut log) = self.log.lock() {
+        if self.record
+            && let Ok(mut log) = self.log.lock()
+        {
             log.hellos.push(sni.clone());
         }
-        self.keys.get(&sni?).cloned()
+        self.hosts.get(&sni?).map(|h| Arc::clone(&h.key))
     }
 }
 
@@ -196,25 +217,42 @@ impl HttpsServer {
         listener: TcpListener,
         hosts: HashMap<String, HttpsHost>,
     ) -> io::Result<Self> {
+        let hosts = hosts
+            .into_iter()
+            .map(|(name, host)| {
+                let v = VirtualHost {
+                    key: host.cert.certified_key(),
+                    behaviour: Arc::new(host.behaviour),
+                };
+                (name, v)
+            })
+            .collect();
+        Self::start_virtual(listener, hosts, true).await
+    }
+
+    /// Like [`HttpsServer::start`], for many hosts sharing certificates. With `record` false
+    /// nothing is logged ([`HttpsServer::requests`] and [`HttpsServer::client_hellos`] stay
+    /// empty), so memory does not grow with the number of requests.
+    pub async fn start_virtual(
+        listener: TcpListener,
+        hosts: HashMap<String, VirtualHost>,
+        record: bool,
+    ) -> io::Result<Self> {
         let addr = listener.local_addr()?;
         let log = Arc::new(Mutex::new(Log::default()));
-        let mut keys = HashMap::new();
-        let mut behaviours = HashMap::new();
-        for (name, host) in hosts {
-            let name = normalize(&name);
-            keys.insert(name.clone(), host.cert.certified_key());
-            behaviours.insert(name, Arc::new(host.behaviour));
-        }
-        let config = server_config(Arc::new(SniResolver { keys, log: Arc::clone(&log) }))?;
+        let hosts: Hosts =
+            Arc::new(hosts.into_iter().map(|(name, host)| (normalize(&name), host)).collect());
+        let resolver = SniResolver { hosts: Arc::clone(&hosts), log: Arc::clone(&log), record };
+        let config = server_config(Arc::new(resolver))?;
         let acceptor = TlsAcceptor::from(config);
-        let behaviours = Arc::new(behaviours);
         let conn_log = Arc::clone(&log);
         let task = spawn_accept_loop(listener, move |stream, peer| {
             let acceptor = acceptor.clone();
-            let behaviours = Arc::clone(&behaviours);
+            let hosts = Arc::clone(&hosts);
             let log = Arc::clone(&conn_log);
             async move {
-                if let Err(error) = serve(acceptor, stream, peer, &behaviours, &log).await {
+                let log = if record { Some(&*log) } else { None };
+                if let Err(error) = serve(acceptor, stream, peer, &hosts, log).await {
                     tracing::debug!(%peer, %error, "https connection ended");
                 }
             }
@@ -243,14 +281,14 @@ async fn serve(
     acceptor: TlsAcceptor,
     stream: TcpStream,
     peer: SocketAddr,
-    behaviours: &HashMap<String, Arc<HttpBehaviour>>,
-    log: &Mutex<Log>,
+    hosts: &HashMap<String, VirtualHost>,
+    log: Option<&Mutex<Log>>,
 ) -> io::Result<()> {
     let mut tls = timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream))
         .await
         .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "TLS handshake timed out"))??;
     let sni = tls.get_ref().1.server_name().map(normalize).unwrap_or_default();
-    let Some(behaviour) = behaviours.get(&sni).cloned() else {
+    let Some(behaviour) = hosts.get(&sni).map(|h| Arc::clone(&h.behaviour)) else {
         return Ok(());
     };
     if *behaviour == HttpBehaviour::Hang {
@@ -272,7 +310,9 @@ async fn serve(
     };
     let head_only = head.method.eq_ignore_ascii_case("HEAD");
     let on_policy_path = head.path.split('?').next() == Some(POLICY_PATH);
-    if let Ok(mut log) = log.lock() {
+    if let Some(log) = log
+        && let Ok(mut log) = log.lock()
+    {
         log.requests.push(RecordedRequest {
             sni,
             method: head.method,

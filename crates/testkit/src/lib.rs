@@ -30,14 +30,18 @@
 
 pub mod ca;
 pub mod dns;
+pub mod generated;
 pub mod https;
+mod shared;
 pub mod smtp;
 mod tasks;
 pub mod world;
 
 pub use ca::{CertSpec, IssuedCert, TestCa};
 pub use dns::{DnsServer, Zone};
-pub use https::{HttpBehaviour, HttpsHost, HttpsServer, RecordedRequest};
+pub use generated::{Breakage, GeneratedDomain, MxPool, Profile};
+pub use https::{HttpBehaviour, HttpsHost, HttpsServer, RecordedRequest, VirtualHost};
+pub use shared::{POOL_NO_STARTTLS, POOL_SILENT, POOL_STARTTLS};
 pub use smtp::{SmtpBehaviour, SmtpServer, SmtpSession};
 pub use world::{
     BlockingWorld, CertKind, DomainSpec, ImplicitMx, MxSpec, PolicyHost, Scenario, SmtpKind, World,

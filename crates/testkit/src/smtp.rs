@@ -9,6 +9,7 @@
 //! CVE-2011-0411) are discarded and recorded.
 
 use std::{
+    collections::HashMap,
     fmt, io,
     net::SocketAddr,
     sync::{Arc, Mutex},
@@ -105,27 +106,79 @@ impl ResolvesServerCert for AnyName {
     }
 }
 
+/// Picks the certificate by SNI from a table shared by many servers, else a default.
+struct BySni {
+    certs: Arc<HashMap<String, Arc<CertifiedKey>>>,
+    default: Option<Arc<CertifiedKey>>,
+}
+
+impl fmt::Debug for BySni {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("BySni").field("names", &self.certs.len()).finish_non_exhaustive()
+    }
+}
+
+impl ResolvesServerCert for BySni {
+    fn resolve(&self, hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        let by_name = hello.server_name().and_then(|n| {
+            let n = n.trim_end_matches('.').to_ascii_lowercase();
+            self.certs.get(&n).cloned()
+        });
+        by_name.or_else(|| self.default.clone())
+    }
+}
+
 struct Shared {
     behaviour: SmtpBehaviour,
     host: String,
     acceptor: Option<TlsAcceptor>,
     sessions: Arc<Mutex<Vec<SmtpSession>>>,
+    record: bool,
 }
 
 impl SmtpServer {
     /// Serves SMTP on `listener` as `behaviour` says.
     pub async fn start(listener: TcpListener, behaviour: SmtpBehaviour) -> io::Result<Self> {
-        let addr = listener.local_addr()?;
         let acceptor = match &behaviour.cert {
             Some(cert) => {
                 Some(TlsAcceptor::from(server_config(Arc::new(AnyName(cert.certified_key())))?))
             }
             None => None,
         };
+        Self::start_inner(listener, behaviour, acceptor, true)
+    }
+
+    /// One SMTP server answering for many MX host names on one address (virtual hosting):
+    /// the STARTTLS certificate is looked up by the client's SNI name in `certs` (lower
+    /// case, no trailing dot; one table may be shared by many servers), falling back to
+    /// `behaviour.cert` for an unknown or absent name (no certificate at all: the
+    /// handshake fails). With `record` false, [`SmtpServer::sessions`] stays empty.
+    pub async fn start_virtual(
+        listener: TcpListener,
+        behaviour: SmtpBehaviour,
+        certs: Arc<HashMap<String, Arc<CertifiedKey>>>,
+        record: bool,
+    ) -> io::Result<Self> {
+        let default = behaviour.cert.as_ref().map(IssuedCert::certified_key);
+        let acceptor = if certs.is_empty() && default.is_none() {
+            None
+        } else {
+            Some(TlsAcceptor::from(server_config(Arc::new(BySni { certs, default }))?))
+        };
+        Self::start_inner(listener, behaviour, acceptor, record)
+    }
+
+    fn start_inner(
+        listener: TcpListener,
+        behaviour: SmtpBehaviour,
+        acceptor: Option<TlsAcceptor>,
+        record: bool,
+    ) -> io::Result<Self> {
+        let addr = listener.local_addr()?;
         let host = behaviour.banner.split_whitespace().next().unwrap_or("localhost").to_owned();
         let sessions = Arc::new(Mutex::new(Vec::new()));
         let shared =
-            Arc::new(Shared { behaviour, host, acceptor, sessions: Arc::clone(&sessions) });
+            Arc::new(Shared { behaviour, host, acceptor, sessions: Arc::clone(&sessions), record });
         let task = spawn_accept_loop(listener, move |stream, peer| {
             let shared = Arc::clone(&shared);
             async move {
@@ -241,12 +294,17 @@ impl Recorder<'_> {
 }
 
 async fn serve(shared: &Shared, stream: TcpStream, peer: SocketAddr) -> io::Result<()> {
-    let index = match shared.sessions.lock() {
-        Ok(mut all) => {
-            all.push(SmtpSession { peer: Some(peer), ..SmtpSession::default() });
-            all.len() - 1
+    // Without recording, the index points nowhere and `Recorder::save` does nothing.
+    let index = if !shared.record {
+        usize::MAX
+    } else {
+        match shared.sessions.lock() {
+            Ok(mut all) => {
+                all.push(SmtpSession { peer: Some(peer), ..SmtpSession::default() });
+                all.len() - 1
+            }
+            Err(_) => return Ok(()),
         }
-        Err(_) => return Ok(()),
     };
     let mut rec = Recorder {
         shared,

@@ -26,13 +26,15 @@ use std::{
     sync::atomic::{AtomicU32, Ordering},
 };
 
+use std::sync::Arc;
+
 use tempfile::TempDir;
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, UdpSocket};
 
 use crate::{
     ca::{CertSpec, IssuedCert, TestCa},
     dns::{DnsServer, Zone},
-    https::{HttpBehaviour, HttpsHost, HttpsServer},
+    https::{HttpBehaviour, HttpsHost, HttpsServer, VirtualHost},
     smtp::{SmtpBehaviour, SmtpServer},
 };
 
@@ -48,6 +50,16 @@ pub const HTTPS_HOST: u8 = 1;
 pub const DEAD_HOST: u8 = 254;
 /// The name in certificates made for [`CertKind::WrongName`].
 pub const WRONG_NAME: &str = "wrong-name.test";
+/// Host offset of the DNS server with [`WorldBuilder::standard_ports`] (port 53).
+pub const DNS_HOST: u8 = 253;
+/// Names per certificate with [`WorldBuilder::shared_hosts`] (Let's Encrypt's limit).
+pub const DEFAULT_CERT_GROUP: usize = 100;
+/// The standard ports used with [`WorldBuilder::standard_ports`].
+pub const STANDARD_DNS_PORT: u16 = 53;
+/// HTTPS port with [`WorldBuilder::standard_ports`].
+pub const STANDARD_HTTPS_PORT: u16 = 443;
+/// SMTP port with [`WorldBuilder::standard_ports`].
+pub const STANDARD_SMTP_PORT: u16 = 25;
 
 /// The policy file text: `version`, `mode`, one `mx` line per pattern, `max_age`, LF endings.
 pub fn policy_text(mode: &str, max_age: u32, mx: &[&str]) -> String {
@@ -228,12 +240,12 @@ impl DomainSpec {
     }
 
     /// The domain name, lower case, without a trailing dot.
-    fn norm_name(&self) -> String {
+    pub(crate) fn norm_name(&self) -> String {
         norm(&self.name)
     }
 }
 
-fn norm(name: &str) -> String {
+pub(crate) fn norm(name: &str) -> String {
     name.trim_end_matches('.').to_ascii_lowercase()
 }
 
@@ -531,6 +543,16 @@ impl Scenario {
 #[derive(Debug, Default)]
 pub struct WorldBuilder {
     domains: Vec<DomainSpec>,
+    layout: Layout,
+}
+
+/// How a world is laid out and served (see [`WorldBuilder`]'s switches).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Layout {
+    pub(crate) standard_ports: bool,
+    pub(crate) shared_hosts: bool,
+    pub(crate) quiet: bool,
+    pub(crate) cert_group: usize,
 }
 
 impl WorldBuilder {
@@ -554,6 +576,54 @@ impl WorldBuilder {
         self
     }
 
+    /// Installs `n` generated domains (see [`crate::generated::generate`]) and switches to
+    /// [`WorldBuilder::shared_hosts`], which they need (they have far more MX hosts than
+    /// one /24 has addresses).
+    pub fn generated(mut self, n: usize, seed: u64) -> Self {
+        self.domains.extend(crate::generated::generate(n, seed).into_iter().map(|g| g.spec));
+        self.layout.shared_hosts = true;
+        self
+    }
+
+    /// Serves on the standard ports: DNS on `127.A.B.253:53` (UDP and TCP; see
+    /// [`DNS_HOST`]), HTTPS on port 443 and SMTP on port 25, for clients that cannot be told
+    /// other ports. Needs the privilege to bind ports below 1024.
+    pub fn standard_ports(mut self) -> Self {
+        self.layout.standard_ports = true;
+        self
+    }
+
+    /// Virtual hosting, for worlds of many thousands of domains in one /24:
+    ///
+    /// * MX host names no longer get an address each; they are spread over a pool of SMTP
+    ///   servers by kind (STARTTLS: `127.A.B.2`–`.241`; no STARTTLS: `.242`–`.247`; silent:
+    ///   `.248`–`.250`; "nothing listens": [`World::dead_addr`]), and each server picks its
+    ///   STARTTLS certificate by the SNI name, so every MX name still has its own
+    ///   certificate (of its [`CertKind`]) and its own DNS name;
+    /// * certificates are issued for groups of names (see [`WorldBuilder::cert_group`])
+    ///   rather than one per name.
+    ///
+    /// [`World::smtp`] then returns the pool server that answers for the host.
+    pub fn shared_hosts(mut self) -> Self {
+        self.layout.shared_hosts = true;
+        self
+    }
+
+    /// Keeps no logs of DNS queries, HTTPS requests or SMTP sessions (their accessors
+    /// return nothing), so that a long benchmark does not grow the world's memory.
+    pub fn quiet(mut self) -> Self {
+        self.layout.quiet = true;
+        self
+    }
+
+    /// With [`WorldBuilder::shared_hosts`]: names per certificate (default
+    /// [`DEFAULT_CERT_GROUP`], the most subject alternative names Let's Encrypt puts in one
+    /// certificate).
+    pub fn cert_group(mut self, names: usize) -> Self {
+        self.layout.cert_group = names;
+        self
+    }
+
     /// Starts every server. Panics with a clear message if it cannot (it is test support);
     /// see [`WorldBuilder::try_build`].
     pub async fn build(self) -> World {
@@ -565,7 +635,15 @@ impl WorldBuilder {
 
     /// Starts every server.
     pub async fn try_build(self) -> io::Result<World> {
-        build(self.domains).await
+        let mut layout = self.layout;
+        if layout.cert_group == 0 {
+            layout.cert_group = DEFAULT_CERT_GROUP;
+        }
+        if layout.shared_hosts {
+            crate::shared::build_shared(self.domains, layout).await
+        } else {
+            build(self.domains, layout).await
+        }
     }
 
     /// For synchronous tests (e.g. ones that run the `mtasts` binary and wait for it): builds
@@ -626,18 +704,21 @@ impl Drop for BlockingWorld {
 /// Every server stops when the world is dropped.
 #[derive(Debug)]
 pub struct World {
-    dns: DnsServer,
-    https: HttpsServer,
-    smtp: HashMap<String, SmtpServer>,
-    addrs: HashMap<String, Ipv4Addr>,
-    ca: TestCa,
-    untrusted_ca: TestCa,
-    block: (u8, u8),
-    https_port: u16,
-    smtp_port: u16,
-    domains: Vec<String>,
-    ca_pem_path: PathBuf,
-    _dir: TempDir,
+    pub(crate) dns: DnsServer,
+    pub(crate) https: HttpsServer,
+    pub(crate) smtp: HashMap<String, SmtpServer>,
+    /// With shared hosts: the pool's SMTP servers, and which one answers for each host.
+    pub(crate) pool: Vec<SmtpServer>,
+    pub(crate) pool_of: HashMap<String, usize>,
+    pub(crate) addrs: HashMap<String, Ipv4Addr>,
+    pub(crate) ca: TestCa,
+    pub(crate) untrusted_ca: TestCa,
+    pub(crate) block: (u8, u8),
+    pub(crate) https_port: u16,
+    pub(crate) smtp_port: u16,
+    pub(crate) domains: Vec<String>,
+    pub(crate) ca_pem_path: PathBuf,
+    pub(crate) _dir: TempDir,
 }
 
 impl World {
@@ -693,7 +774,8 @@ impl World {
 
     /// The SMTP server of an MX host (or of an implicit-MX domain), if one listens there.
     pub fn smtp(&self, mx_host: &str) -> Option<&SmtpServer> {
-        self.smtp.get(&norm(mx_host))
+        let host = norm(mx_host);
+        self.smtp.get(&host).or_else(|| self.pool_of.get(&host).and_then(|i| self.pool.get(*i)))
     }
 
     /// The address the world gave `host` (MX hosts, implicit-MX domains, `mta-sts.*` names
@@ -718,14 +800,14 @@ impl World {
     }
 }
 
-fn block_ip((a, b): (u8, u8), host: u8) -> Ipv4Addr {
+pub(crate) fn block_ip((a, b): (u8, u8), host: u8) -> Ipv4Addr {
     Ipv4Addr::new(127, a, b, host)
 }
 
 /// Number of usable blocks: A in 1..=254, B in 0..=255.
 const BLOCKS: u32 = 254 * 256;
 
-fn next_block() -> (u8, u8) {
+pub(crate) fn next_block() -> (u8, u8) {
     static COUNTER: AtomicU32 = AtomicU32::new(0);
     static BASE: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
     let base = *BASE.get_or_init(|| {
@@ -753,12 +835,40 @@ struct Bound {
     https: TcpListener,
     smtp: Vec<(usize, TcpListener)>,
     smtp_port: u16,
+    dns: Option<(UdpSocket, TcpListener)>,
 }
 
-async fn bind_block(block: (u8, u8), hosts: &[Host]) -> io::Result<Bound> {
-    let https = TcpListener::bind((block_ip(block, HTTPS_HOST), 0)).await?;
+/// With standard ports: the DNS sockets on `127.A.B.253:53`.
+pub(crate) async fn bind_dns(
+    block: (u8, u8),
+    layout: Layout,
+) -> io::Result<Option<(UdpSocket, TcpListener)>> {
+    if !layout.standard_ports {
+        return Ok(None);
+    }
+    let addr = SocketAddr::from((block_ip(block, DNS_HOST), STANDARD_DNS_PORT));
+    let udp = UdpSocket::bind(addr).await?;
+    let tcp = TcpListener::bind(addr).await?;
+    Ok(Some((udp, tcp)))
+}
+
+/// The DNS server on the sockets bound by [`bind_dns`], or on `127.0.0.1` (ephemeral port).
+pub(crate) async fn start_dns(
+    sockets: Option<(UdpSocket, TcpListener)>,
+    zone: Zone,
+) -> io::Result<DnsServer> {
+    match sockets {
+        Some((udp, tcp)) => DnsServer::start_on(udp, tcp, zone),
+        None => DnsServer::start(zone).await,
+    }
+}
+
+async fn bind_block(block: (u8, u8), hosts: &[Host], layout: Layout) -> io::Result<Bound> {
+    let (https_port, smtp_port) =
+        if layout.standard_ports { (STANDARD_HTTPS_PORT, STANDARD_SMTP_PORT) } else { (0, 0) };
+    let https = TcpListener::bind((block_ip(block, HTTPS_HOST), https_port)).await?;
     let mut smtp = Vec::new();
-    let mut port = 0u16;
+    let mut port = smtp_port;
     for (i, host) in hosts.iter().enumerate() {
         if host.smtp.is_none() {
             continue;
@@ -772,10 +882,11 @@ async fn bind_block(block: (u8, u8), hosts: &[Host]) -> io::Result<Bound> {
         let probe = TcpListener::bind((block_ip(block, DEAD_HOST - 1), 0)).await?;
         port = probe.local_addr()?.port();
     }
-    Ok(Bound { block, https, smtp, smtp_port: port })
+    let dns = bind_dns(block, layout).await?;
+    Ok(Bound { block, https, smtp, smtp_port: port, dns })
 }
 
-fn make_cert(
+pub(crate) fn make_cert(
     kind: CertKind,
     name: &str,
     ca: &TestCa,
@@ -794,11 +905,79 @@ fn make_cert(
     })
 }
 
-fn txt_refs(parts: &[String]) -> Vec<&str> {
+/// Adds every record of `specs` (all but the A records of MX hosts) to `zone`, and the
+/// addresses of policy hosts and HTTPS aliases to `addrs`. `spki` gives the SHA-256 of an
+/// SMTP host's certificate key, for `dane_from_certs`.
+pub(crate) fn fill_zone(
+    zone: &mut Zone,
+    specs: &[DomainSpec],
+    https_ip: Ipv4Addr,
+    dead_ip: Ipv4Addr,
+    cname_owners: &HashSet<String>,
+    addrs: &mut HashMap<String, Ipv4Addr>,
+    spki: &dyn Fn(&str) -> Option<Vec<u8>>,
+) {
+    for spec in specs {
+        let d = spec.norm_name();
+        for (owner, target) in &spec.cnames {
+            zone.cname(owner, target);
+        }
+        for txt in &spec.sts_txt {
+            zone.txt(&format!("_mta-sts.{d}"), &txt_refs(txt));
+        }
+        let policy_host = format!("mta-sts.{d}");
+        let policy_ip = match spec.policy_host {
+            PolicyHost::Absent => None,
+            PolicyHost::Unreachable => Some(dead_ip),
+            PolicyHost::Serve { .. } => Some(https_ip),
+        };
+        if let Some(ip) = policy_ip {
+            addrs.insert(policy_host.clone(), ip);
+            if !cname_owners.contains(&policy_host) {
+                zone.a(&policy_host, ip);
+            }
+        }
+        for alias in &spec.https_aliases {
+            addrs.insert(norm(alias), https_ip);
+            zone.a(alias, https_ip);
+        }
+        for mx in &spec.mx {
+            zone.mx(&d, mx.preference, &mx.host);
+        }
+        for txt in &spec.tlsrpt_txt {
+            zone.txt(&format!("_smtp._tls.{d}"), &txt_refs(txt));
+        }
+        for (owner, usage, selector, matching, data) in &spec.tlsa {
+            zone.tlsa(owner, *usage, *selector, *matching, data);
+        }
+        if spec.dane_from_certs {
+            let mut names: Vec<String> = spec.mx.iter().map(|m| norm(&m.host)).collect();
+            if spec.implicit_mx.is_some() {
+                names.push(d.clone());
+            }
+            for name in names {
+                if let Some(hash) = spki(&name) {
+                    zone.tlsa(&format!("_25._tcp.{name}"), 3, 1, 1, &hash);
+                }
+            }
+        }
+        for (owner, txt) in &spec.extra_txt {
+            zone.txt(owner, &txt_refs(txt));
+        }
+        for name in &spec.servfail {
+            zone.servfail(name);
+        }
+        for name in &spec.silent {
+            zone.silent(name);
+        }
+    }
+}
+
+pub(crate) fn txt_refs(parts: &[String]) -> Vec<&str> {
     parts.iter().map(String::as_str).collect()
 }
 
-async fn build(specs: Vec<DomainSpec>) -> io::Result<World> {
+async fn build(specs: Vec<DomainSpec>, layout: Layout) -> io::Result<World> {
     // Deduplicate domains by name, first wins.
     let mut seen = HashSet::new();
     let specs: Vec<DomainSpec> = specs.into_iter().filter(|s| seen.insert(s.norm_name())).collect();
@@ -849,7 +1028,7 @@ async fn build(specs: Vec<DomainSpec>) -> io::Result<World> {
     let mut last_err = None;
     let mut bound = None;
     for _ in 0..MAX_ALLOCATION_ATTEMPTS {
-        match bind_block(next_block(), &hosts).await {
+        match bind_block(next_block(), &hosts, layout).await {
             Ok(b) => {
                 bound = Some(b);
                 break;
@@ -877,6 +1056,9 @@ async fn build(specs: Vec<DomainSpec>) -> io::Result<World> {
         specs.iter().flat_map(|s| s.cnames.iter().map(|(o, _)| norm(o))).collect();
     let mut addrs: HashMap<String, Ipv4Addr> = HashMap::new();
     let mut zone = Zone::new();
+    if layout.quiet {
+        zone.without_query_log();
+    }
     for h in &hosts {
         let ip = block_ip(block, h.offset);
         addrs.insert(h.name.clone(), ip);
@@ -884,63 +1066,18 @@ async fn build(specs: Vec<DomainSpec>) -> io::Result<World> {
             zone.a(&h.name, ip);
         }
     }
-    for spec in &specs {
-        let d = spec.norm_name();
-        for (owner, target) in &spec.cnames {
-            zone.cname(owner, target);
-        }
-        for txt in &spec.sts_txt {
-            zone.txt(&format!("_mta-sts.{d}"), &txt_refs(txt));
-        }
-        let policy_host = format!("mta-sts.{d}");
-        let policy_ip = match spec.policy_host {
-            PolicyHost::Absent => None,
-            PolicyHost::Unreachable => Some(dead_ip),
-            PolicyHost::Serve { .. } => Some(https_ip),
-        };
-        if let Some(ip) = policy_ip {
-            addrs.insert(policy_host.clone(), ip);
-            if !cname_owners.contains(&policy_host) {
-                zone.a(&policy_host, ip);
-            }
-        }
-        for alias in &spec.https_aliases {
-            addrs.insert(norm(alias), https_ip);
-            zone.a(alias, https_ip);
-        }
-        for mx in &spec.mx {
-            zone.mx(&d, mx.preference, &mx.host);
-        }
-        for txt in &spec.tlsrpt_txt {
-            zone.txt(&format!("_smtp._tls.{d}"), &txt_refs(txt));
-        }
-        for (owner, usage, selector, matching, data) in &spec.tlsa {
-            zone.tlsa(owner, *usage, *selector, *matching, data);
-        }
-        if spec.dane_from_certs {
-            let mut names: Vec<String> = spec.mx.iter().map(|m| norm(&m.host)).collect();
-            if spec.implicit_mx.is_some() {
-                names.push(d.clone());
-            }
-            for name in names {
-                if let Some(cert) = smtp_certs.get(&name) {
-                    zone.tlsa(&format!("_25._tcp.{name}"), 3, 1, 1, &cert.spki_sha256());
-                }
-            }
-        }
-        for (owner, txt) in &spec.extra_txt {
-            zone.txt(owner, &txt_refs(txt));
-        }
-        for name in &spec.servfail {
-            zone.servfail(name);
-        }
-        for name in &spec.silent {
-            zone.silent(name);
-        }
-    }
+    let spki = |name: &str| smtp_certs.get(name).map(IssuedCert::spki_sha256);
+    fill_zone(&mut zone, &specs, https_ip, dead_ip, &cname_owners, &mut addrs, &spki);
 
     // Servers.
-    let https = HttpsServer::start(bound.https, https_hosts).await?;
+    let https_hosts = https_hosts
+        .into_iter()
+        .map(|(name, h)| {
+            (name, VirtualHost { key: h.cert.certified_key(), behaviour: Arc::new(h.behaviour) })
+        })
+        .collect();
+    let https = HttpsServer::start_virtual(bound.https, https_hosts, !layout.quiet).await?;
+    let no_sni = Arc::new(HashMap::new());
     let mut smtp = HashMap::new();
     for (i, listener) in bound.smtp {
         let h = &hosts[i];
@@ -951,9 +1088,12 @@ async fn build(specs: Vec<DomainSpec>) -> io::Result<World> {
             cert: smtp_certs.get(&h.name).cloned(),
             silent: kind == SmtpKind::Silent,
         };
-        smtp.insert(h.name.clone(), SmtpServer::start(listener, behaviour).await?);
+        let server =
+            SmtpServer::start_virtual(listener, behaviour, Arc::clone(&no_sni), !layout.quiet)
+                .await?;
+        smtp.insert(h.name.clone(), server);
     }
-    let dns = DnsServer::start(zone).await?;
+    let dns = start_dns(bound.dns, zone).await?;
 
     let dir = tempfile::Builder::new().prefix("mtasts-world-").tempdir()?;
     let ca_pem_path = dir.path().join("ca.pem");
@@ -964,6 +1104,8 @@ async fn build(specs: Vec<DomainSpec>) -> io::Result<World> {
         dns,
         https,
         smtp,
+        pool: Vec::new(),
+        pool_of: HashMap::new(),
         addrs,
         ca,
         untrusted_ca,

@@ -65,7 +65,7 @@ pub fn render(summary: &Summary, problems: &[ResultRow], meta: &ReportMeta) -> S
     categories_chart(&mut out, summary);
     grades_chart(&mut out, summary);
     codes_chart(&mut out, summary, problems);
-    mx_tls_chart(&mut out, summary);
+    mx_tls_chart(&mut out, summary, problems);
     providers_chart(&mut out, summary);
     out.push_str("</div>\n");
 
@@ -470,6 +470,38 @@ fn grades_chart(out: &mut String, s: &Summary) {
     out.push_str("</svg>\n</section>\n");
 }
 
+/// Which codes occur as errors and which as warnings (the summary does not say).
+struct Severity<'a> {
+    errors: BTreeSet<&'a str>,
+    warnings: BTreeSet<&'a str>,
+}
+
+impl<'a> Severity<'a> {
+    fn of(problems: &'a [ResultRow]) -> Self {
+        Self {
+            errors: problems
+                .iter()
+                .flat_map(|r| r.error_codes.iter().map(String::as_str))
+                .collect(),
+            warnings: problems
+                .iter()
+                .flat_map(|r| r.warning_codes.iter().map(String::as_str))
+                .collect(),
+        }
+    }
+
+    /// Bar colour and kind: red errors, amber warnings, slate when unknown.
+    fn color(&self, code: &str) -> (&'static str, &'static str) {
+        if self.errors.contains(code) {
+            ("#d23f3f", "error")
+        } else if self.warnings.contains(code) {
+            ("#e0a81c", "warning")
+        } else {
+            ("#5b6b7f", "finding")
+        }
+    }
+}
+
 fn codes_chart(out: &mut String, s: &Summary, problems: &[ResultRow]) {
     card_start(
         out,
@@ -481,21 +513,12 @@ fn codes_chart(out: &mut String, s: &Summary, problems: &[ResultRow]) {
     if s.top_codes.is_empty() {
         empty(out, "No errors or warnings.");
     } else {
-        let errors: BTreeSet<&str> =
-            problems.iter().flat_map(|r| r.error_codes.iter().map(String::as_str)).collect();
-        let warnings: BTreeSet<&str> =
-            problems.iter().flat_map(|r| r.warning_codes.iter().map(String::as_str)).collect();
+        let severity = Severity::of(problems);
         let bars: Vec<Bar> = s
             .top_codes
             .iter()
             .map(|(code, n)| {
-                let (color, kind) = if errors.contains(code.as_str()) {
-                    ("#d23f3f", "error")
-                } else if warnings.contains(code.as_str()) {
-                    ("#e0a81c", "warning")
-                } else {
-                    ("#5b6b7f", "finding")
-                };
+                let (color, kind) = severity.color(code);
                 Bar {
                     label: code.clone(),
                     tooltip: format!("{code} ({kind})"),
@@ -516,12 +539,12 @@ fn codes_chart(out: &mut String, s: &Summary, problems: &[ResultRow]) {
     out.push_str("</section>\n");
 }
 
-fn mx_tls_chart(out: &mut String, s: &Summary) {
+fn mx_tls_chart(out: &mut String, s: &Summary, problems: &[ResultRow]) {
     card_start(
         out,
         "mx",
         "MX hosts and TLS reporting",
-        "Mail servers that fail STARTTLS or certificate checks, by kind (domains), and coverage / TLS-RPT.",
+        "Mail servers that fail STARTTLS or certificate checks, by kind (domains; red: errors, amber: warnings), and coverage / TLS-RPT.",
         false,
     );
     let valid = s.count(Category::Enforce) + s.count(Category::Testing) + s.count(Category::None);
@@ -555,16 +578,20 @@ fn mx_tls_chart(out: &mut String, s: &Summary) {
     if s.mx_tls_problems.is_empty() {
         empty(out, "No MX TLS problems found.");
     } else {
+        let severity = Severity::of(problems);
         let mut kinds: Vec<(&String, &u64)> = s.mx_tls_problems.iter().collect();
         kinds.sort_by(|a, b| b.1.cmp(a.1).then_with(|| a.0.cmp(b.0)));
         let bars: Vec<Bar> = kinds
             .into_iter()
-            .map(|(code, n)| Bar {
-                label: code.clone(),
-                tooltip: code.clone(),
-                value: *n,
-                pct: s.percent(*n),
-                color: "#d23f3f",
+            .map(|(code, n)| {
+                let (color, kind) = severity.color(code);
+                Bar {
+                    label: code.clone(),
+                    tooltip: format!("{code} ({kind})"),
+                    value: *n,
+                    pct: s.percent(*n),
+                    color,
+                }
             })
             .collect();
         hbar_chart(

@@ -2,6 +2,6 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod docs;
+mod html_report;
 mod scenarios;
 mod support;
-mod html_report;

@@ -158,12 +158,16 @@ async fn kill_9_then_resume_finishes_without_redoing() {
     let before = store.progress(run).await.unwrap();
     assert!(before.done < names.len() as u64, "killed mid-scan: {before:?}");
 
+    // The killed worker held claims under the default 60 s lease; it ran on this host and is
+    // gone, so resume takes them back at once instead of waiting.
+    let resumed = std::time::Instant::now();
     let out = scan_cmd(&world, &db)
-        .args(["--fetch-timeout=1", "--concurrency", "8", "--no-smtp", "--resume", "--lease", "1"])
+        .args(["--fetch-timeout=1", "--concurrency", "8", "--no-smtp", "--resume"])
         .output()
         .await
         .unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(resumed.elapsed() < Duration::from_secs(30), "resume waited {:?}", resumed.elapsed());
     let redone = String::from_utf8_lossy(&out.stdout).lines().count() as u64;
     let after = store.progress(run).await.unwrap();
     assert_eq!(after.done, names.len() as u64, "{after:?}");
@@ -278,4 +282,130 @@ async fn diff_between_runs() {
     assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("moving.test") && text.contains("Adopted"), "{text}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_peers_become_findings_and_the_scan_finishes() {
+    // A DNS server that never answers, an MX that never speaks, an HTTPS host trickling one
+    // byte a second, one sending gigabytes: each is that domain's result, and the scan ends.
+    let cases = [
+        (Scenario::DnsTimeout, "sts-txt-dns-error"),
+        (Scenario::MxSilent, "mx-timeout"),
+        (Scenario::HttpsSlow, "policy-https-timeout"),
+        (Scenario::HttpsTooLarge, "policy-too-large"),
+    ];
+    let mut b = World::builder();
+    for (s, _) in cases {
+        b = b.scenario(s);
+    }
+    let world = b.build().await;
+    let dir = tempfile::tempdir().unwrap();
+    let list = dir.path().join("list.txt");
+    let names: Vec<String> = cases.iter().map(|(s, _)| s.domain()).collect();
+    std::fs::write(&list, names.join("\n")).unwrap();
+    let db = sqlite_url(dir.path());
+    let started = std::time::Instant::now();
+    let out = scan_cmd(&world, &db)
+        .args(["--fetch-timeout=2", "--format", "csv"])
+        .arg(&list)
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(started.elapsed() < Duration::from_secs(30), "{:?}", started.elapsed());
+    let csv = String::from_utf8_lossy(&out.stdout);
+    for (scenario, code) in cases {
+        let line = csv
+            .lines()
+            .find(|l| l.starts_with(&scenario.domain()))
+            .unwrap_or_else(|| panic!("{csv}"));
+        assert!(line.contains(code), "{}: expected {code} in {line}", scenario.name());
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn per_domain_deadline_is_a_finding() {
+    let world = World::builder().scenario(Scenario::HttpsHang).build().await;
+    let dir = tempfile::tempdir().unwrap();
+    let list = dir.path().join("list.txt");
+    std::fs::write(&list, "https-hang.test\n").unwrap();
+    let db = sqlite_url(dir.path());
+    let started = std::time::Instant::now();
+    let out = scan_cmd(&world, &db)
+        .args(["--fetch-timeout=30", "--deadline", "1", "--format", "csv"])
+        .arg(&list)
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(started.elapsed() < Duration::from_secs(15), "{:?}", started.elapsed());
+    let csv = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        csv.contains("https-hang.test,could-not-check,-,") && csv.contains("domain-deadline"),
+        "{csv}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shared_mx_host_is_probed_once_per_scan() {
+    let mut b = World::builder();
+    let mut names = Vec::new();
+    for i in 0..12 {
+        let name = format!("shared{i:02}.test");
+        let mut spec = DomainSpec::good(&name);
+        spec.mx = vec![mtasts_testkit::MxSpec::good(10, "mx.bigmail.test")];
+        spec =
+            spec.with_policy(mtasts_testkit::policy_text("enforce", 604_800, &["mx.bigmail.test"]));
+        b = b.domain(spec);
+        names.push(name);
+    }
+    let world = b.build().await;
+    let dir = tempfile::tempdir().unwrap();
+    let list = dir.path().join("list.txt");
+    std::fs::write(&list, names.join("\n")).unwrap();
+    let db = sqlite_url(dir.path());
+    let out = scan_cmd(&world, &db)
+        .args(["--fetch-timeout=2", "--format", "csv"])
+        .arg(&list)
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let csv = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(csv.lines().filter(|l| l.contains(",enforce,A,")).count(), 12, "{csv}");
+    let sessions = world.smtp("mx.bigmail.test").unwrap().sessions();
+    assert_eq!(sessions.len(), 1, "one SMTP session for 12 domains sharing the MX: {sessions:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dns_rate_cap_is_respected() {
+    let mut b = World::builder();
+    let mut names = Vec::new();
+    for i in 0..4 {
+        let name = format!("rate{i}.test");
+        b = b.domain(DomainSpec::good(&name));
+        names.push(name);
+    }
+    let world = b.build().await;
+    let dir = tempfile::tempdir().unwrap();
+    let list = dir.path().join("list.txt");
+    std::fs::write(&list, names.join("\n")).unwrap();
+    let db = sqlite_url(dir.path());
+    let rate = 20.0;
+    let started = std::time::Instant::now();
+    let out = scan_cmd(&world, &db)
+        .args(["--fetch-timeout=2", "--format", "none", "--dns-rate", "20", "--concurrency", "4"])
+        .arg(&list)
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let elapsed = started.elapsed().as_secs_f64();
+    let queries = world.dns().queries().len() as f64;
+    assert!(queries >= 16.0, "{queries} queries");
+    // The scan cannot have asked faster than the cap (first query free).
+    assert!(
+        elapsed >= (queries - 1.0) / rate * 0.9,
+        "{queries} queries in {elapsed:.2} s at {rate}/s"
+    );
 }
