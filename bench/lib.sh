@@ -60,16 +60,20 @@ stop_world() {
 }
 
 # timed OUT_PREFIX CMD...: runs CMD under GNU time; writes OUT_PREFIX.time (wall seconds,
-# peak RSS KiB) and returns CMD's status.
+# peak RSS KiB, user and system CPU seconds) and returns CMD's status.
+TIME_FORMAT='%e %M %U %S'
 timed() {
   local out=$1; shift
-  /usr/bin/time -f '%e %M' -o "$out.time" "$@"
+  /usr/bin/time -f "$TIME_FORMAT" -o "$out.time" "$@"
 }
 
-wall_of() { cut -d' ' -f1 "$1.time"; }
-rss_kib_of() { cut -d' ' -f2 "$1.time"; }
+wall_of() { tail -n 1 "$1.time" | cut -d' ' -f1; }
+rss_kib_of() { tail -n 1 "$1.time" | cut -d' ' -f2; }
+cpu_of() { tail -n 1 "$1.time" | awk '{ printf "%.1f", $3 + $4 }'; }
 mib() { awk -v k="$1" 'BEGIN { printf "%.1f", k / 1024 }'; }
 rate() { awk -v n="$1" -v s="$2" 'BEGIN { printf "%.1f", (s > 0 ? n / s : 0) }'; }
+
+loadavg() { cut -d' ' -f1-3 /proc/loadavg; }
 
 machine() {
   local cpu

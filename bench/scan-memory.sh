@@ -49,9 +49,9 @@ RSS_MB=$(awk -v k="$RSS" 'BEGIN { printf "%.1f", k * 1024 / 1e6 }')
 VERDICT=$(awk -v k="$RSS" 'BEGIN { print (k * 1024 < 200e6 ? "under" : "OVER") }')
 cat <<EOF2
 
-machine: $(machine)
+machine: $(machine); load average after the run: $(loadavg)
 world:   $N generated domains, seed $SEED ($(grep -o 'built in [^,]*' "$WORK/world.log" | head -n 1); world $(grep -o 'peak RSS [0-9]* MiB' "$WORK/world.log" | tail -n 1))
-mtasts:  $WALL s  $(rate "$N" "$WALL") domains/s  peak RSS $(mib "$RSS") MiB = $RSS_MB MB ($VERDICT the 200 MB target)
+mtasts:  $WALL s  $(rate "$N" "$WALL") domains/s  CPU $(cpu_of "$WORK/mtasts") s  peak RSS $(mib "$RSS") MiB = $RSS_MB MB ($VERDICT the 200 MB target)
          concurrency $CONCURRENCY, dns-rate $DNS_RATE, SMTP on (${PROBES:-?} MX probes), --format $FORMAT
 EOF2
 [ "$VERIFIED" = 0 ] || die "the output does not show the expected work (see FAIL above)"

@@ -63,7 +63,7 @@ log "checkdmarc $CHECKDMARC_VERSION: ${CHECKDMARC_CMD[*]}"
 export REQUESTS_CA_BUNDLE SSL_CERT_FILE
 # shellcheck disable=SC2016
 unshare -m -- bash -c 'mount --bind "$1" /etc/resolv.conf && shift && exec "$@"' _ \
-  "$WORK/resolv.conf" /usr/bin/time -f '%e %M' -o "$WORK/checkdmarc.time" \
+  "$WORK/resolv.conf" /usr/bin/time -f "$TIME_FORMAT" -o "$WORK/checkdmarc.time" \
   "${CHECKDMARC_CMD[@]}" 2>"$WORK/checkdmarc.log" \
   || { tail -n 20 "$WORK/checkdmarc.log" >&2; die "checkdmarc failed"; }
 
@@ -82,10 +82,10 @@ PROBES=$(sed -n 's/.* \([0-9]*\) MX probes run.*/\1/p' "$WORK/mtasts.log")
 
 cat <<EOF
 
-machine:    $(machine)
+machine:    $(machine); load average after the run: $(loadavg)
 world:      $N generated domains, seed $SEED, $TESTWORLD_BLOCK.0/24, standard ports
-mtasts:     $(wall_of "$WORK/mtasts") s  $M_RATE domains/s  peak RSS $(mib "$M_RSS") MiB  (concurrency $CONCURRENCY, dns-rate $DNS_RATE, SMTP on, ${PROBES:-?} MX probes)
-checkdmarc: $(wall_of "$WORK/checkdmarc") s  $C_RATE domains/s  peak RSS $(mib "$C_RSS") MiB  ($CHECKDMARC_VERSION, --check-mx-tls)
+mtasts:     $(wall_of "$WORK/mtasts") s  $M_RATE domains/s  peak RSS $(mib "$M_RSS") MiB  CPU $(cpu_of "$WORK/mtasts") s  (concurrency $CONCURRENCY, dns-rate $DNS_RATE, SMTP on, ${PROBES:-?} MX probes)
+checkdmarc: $(wall_of "$WORK/checkdmarc") s  $C_RATE domains/s  peak RSS $(mib "$C_RSS") MiB  CPU $(cpu_of "$WORK/checkdmarc") s  ($CHECKDMARC_VERSION, --check-mx-tls)
 ratio:      ${RATIO}x (mtasts domains/s / checkdmarc domains/s; target >= 10x)
 EOF
 if [ "$VERIFIED" != 0 ]; then

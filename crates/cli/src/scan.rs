@@ -25,7 +25,7 @@ use crate::net_args::NetArgs;
 const DEFAULT_DB: &str = "sqlite://mtasts-scan.db";
 
 /// MX hosts whose probe results are kept during a scan.
-const PROBE_CACHE_HOSTS: usize = 50_000;
+const PROBE_CACHE_HOSTS: usize = 10_000;
 
 /// Per-domain output format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -191,6 +191,9 @@ impl PolicyFetcher {
             .dns_resolver(Arc::new(Resolver { dns, port: config.https_port }))
             .connect_timeout(config.timeouts.connect)
             .no_proxy()
+            // Policy hosts are nearly all distinct and each is fetched once: idle connections
+            // would only pile up (thousands during a scan), so none are kept.
+            .pool_max_idle_per_host(0)
             .tls_info(true)
             .user_agent(concat!("mtasts/", env!("CARGO_PKG_VERSION")))
             .build()

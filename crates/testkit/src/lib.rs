@@ -19,6 +19,14 @@
 //! assert!(world.https().requests().iter().all(|r| r.sni != "www.https-redirect.test"));
 //! ```
 //!
+//! Benchmarks want many domains: [`WorldBuilder::generated`] installs `n` generated domains
+//! (a deterministic mix of good, testing, absent and broken MTA-STS; see [`generated`]) and
+//! lays the world out for size ([`WorldBuilder::shared_hosts`]: MX names virtually hosted on a
+//! pool of SMTP servers, certificates for groups of names). [`WorldBuilder::standard_ports`]
+//! serves DNS on `127.A.B.253:53`, HTTPS on 443 and SMTP on 25 for tools that cannot be told
+//! other ports, and [`WorldBuilder::quiet`] keeps no logs. The `testworld` binary runs such a
+//! world in its own process (see `bench/`).
+//!
 //! Synchronous tests that block (e.g. run the CLI binary) use
 //! [`WorldBuilder::build_blocking`], which serves from its own runtime threads.
 //!

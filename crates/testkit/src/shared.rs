@@ -165,7 +165,7 @@ pub(crate) async fn build_shared(specs: Vec<DomainSpec>, layout: Layout) -> io::
         .map(|h| (h.name.clone(), h.cert))
         .collect();
     let (smtp_certs, smtp_cert_of) =
-        issue_groups(smtp_names, layout.cert_group, &ca, &untrusted_ca)?;
+        issue_groups(smtp_names, layout.mx_cert_group, &ca, &untrusted_ca)?;
     let smtp_keys: HashMap<String, Arc<CertifiedKey>> = smtp_cert_of
         .iter()
         .map(|(name, i)| (name.clone(), smtp_certs[*i].certified_key()))

@@ -17,6 +17,10 @@
 //! port; on any bind error the whole allocation is retried with another block (up to
 //! [`MAX_ALLOCATION_ATTEMPTS`] times). Linux routes all of 127.0.0.0/8 to `lo`. The DNS server
 //! is on `127.0.0.1` (its own ephemeral port, UDP and TCP).
+//!
+//! [`WorldBuilder::standard_ports`] moves the DNS server to `127.A.B.253:53` and uses ports
+//! 443 and 25; [`WorldBuilder::shared_hosts`] (implied by [`WorldBuilder::generated`]) puts
+//! MX names on a pool of SMTP servers instead of one address each (see its documentation).
 
 use std::{
     collections::{HashMap, HashSet},
@@ -52,8 +56,11 @@ pub const DEAD_HOST: u8 = 254;
 pub const WRONG_NAME: &str = "wrong-name.test";
 /// Host offset of the DNS server with [`WorldBuilder::standard_ports`] (port 53).
 pub const DNS_HOST: u8 = 253;
-/// Names per certificate with [`WorldBuilder::shared_hosts`] (Let's Encrypt's limit).
+/// Policy host names per certificate with [`WorldBuilder::shared_hosts`] (Let's Encrypt's
+/// limit).
 pub const DEFAULT_CERT_GROUP: usize = 100;
+/// MX host names per certificate with [`WorldBuilder::shared_hosts`].
+pub const DEFAULT_MX_CERT_GROUP: usize = 1;
 /// The standard ports used with [`WorldBuilder::standard_ports`].
 pub const STANDARD_DNS_PORT: u16 = 53;
 /// HTTPS port with [`WorldBuilder::standard_ports`].
@@ -553,6 +560,7 @@ pub(crate) struct Layout {
     pub(crate) shared_hosts: bool,
     pub(crate) quiet: bool,
     pub(crate) cert_group: usize,
+    pub(crate) mx_cert_group: usize,
 }
 
 impl WorldBuilder {
@@ -601,7 +609,8 @@ impl WorldBuilder {
     ///   STARTTLS certificate by the SNI name, so every MX name still has its own
     ///   certificate (of its [`CertKind`]) and its own DNS name;
     /// * certificates are issued for groups of names (see [`WorldBuilder::cert_group`])
-    ///   rather than one per name.
+    ///   rather than one per name: policy hosts by [`WorldBuilder::cert_group`], MX hosts by
+    ///   [`WorldBuilder::mx_cert_group`].
     ///
     /// [`World::smtp`] then returns the pool server that answers for the host.
     pub fn shared_hosts(mut self) -> Self {
@@ -616,11 +625,19 @@ impl WorldBuilder {
         self
     }
 
-    /// With [`WorldBuilder::shared_hosts`]: names per certificate (default
+    /// With [`WorldBuilder::shared_hosts`]: policy host names per certificate (default
     /// [`DEFAULT_CERT_GROUP`], the most subject alternative names Let's Encrypt puts in one
     /// certificate).
     pub fn cert_group(mut self, names: usize) -> Self {
         self.layout.cert_group = names;
+        self
+    }
+
+    /// With [`WorldBuilder::shared_hosts`]: MX host names per certificate (default
+    /// [`DEFAULT_MX_CERT_GROUP`]: one, as most MX hosts have; clients that keep the names of
+    /// the certificates they saw would otherwise carry every group's names for every host).
+    pub fn mx_cert_group(mut self, names: usize) -> Self {
+        self.layout.mx_cert_group = names;
         self
     }
 
@@ -638,6 +655,9 @@ impl WorldBuilder {
         let mut layout = self.layout;
         if layout.cert_group == 0 {
             layout.cert_group = DEFAULT_CERT_GROUP;
+        }
+        if layout.mx_cert_group == 0 {
+            layout.mx_cert_group = DEFAULT_MX_CERT_GROUP;
         }
         if layout.shared_hosts {
             crate::shared::build_shared(self.domains, layout).await

@@ -288,6 +288,7 @@ impl Scan {
             std::collections::VecDeque::new();
         let mut in_flight = FuturesUnordered::new();
         let mut last_progress = Instant::now() - Duration::from_secs(60);
+        let mut sent: u64 = 0;
         loop {
             while in_flight.len() < self.config.concurrency {
                 if buffer.is_empty() {
@@ -323,8 +324,11 @@ impl Scan {
                 if loaded && p.pending == 0 && p.claimed == 0 {
                     return Ok(());
                 }
-                tokio::time::sleep(Duration::from_millis(if p.claimed > 0 { 500 } else { 100 }))
-                    .await;
+                // Our own last results may still be with the writer (they count as claimed until
+                // committed): poll quickly for those; slowly for other workers' claims.
+                let own_unwritten = sent > self.progress.done.load(Ordering::Relaxed);
+                let wait = if own_unwritten || p.claimed == 0 { 20 } else { 500 };
+                tokio::time::sleep(Duration::from_millis(wait)).await;
                 continue;
             }
             if let Some((seq, row)) = in_flight.next().await {
@@ -332,6 +336,7 @@ impl Scan {
                 if tx.send(Msg::Done(seq, row)).await.is_err() {
                     return Ok(());
                 }
+                sent += 1;
             }
         }
     }

@@ -24,7 +24,7 @@ use clap::Parser;
 use mtasts_testkit::{
     Scenario, World,
     generated::{self, GeneratedDomain},
-    world::DEFAULT_CERT_GROUP,
+    world::{DEFAULT_CERT_GROUP, DEFAULT_MX_CERT_GROUP},
 };
 
 /// Runs a hermetic MTA-STS test world on loopback until stopped.
@@ -46,9 +46,12 @@ struct Args {
     /// Virtual hosting of MX names on a pool of SMTP servers (always on with --generated).
     #[arg(long)]
     shared_hosts: bool,
-    /// Names per certificate with shared hosts.
+    /// Policy host names per certificate with shared hosts.
     #[arg(long, default_value_t = DEFAULT_CERT_GROUP)]
     cert_group: usize,
+    /// MX host names per certificate with shared hosts.
+    #[arg(long, default_value_t = DEFAULT_MX_CERT_GROUP)]
+    mx_cert_group: usize,
     /// Keep logs of every DNS query, HTTPS request and SMTP session (memory grows).
     #[arg(long)]
     record: bool,
@@ -113,6 +116,7 @@ async fn run(args: Args) -> Result<(), String> {
     }
     let world = builder
         .cert_group(args.cert_group)
+        .mx_cert_group(args.mx_cert_group)
         .try_build()
         .await
         .map_err(|e| format!("cannot build the world: {e}"))?;
