@@ -225,25 +225,24 @@ impl Ctx {
     }
 }
 
-fn cert_code_for_policy(problem: &CertificateProblem) -> Code {
+/// The one mapping from a certificate problem to a finding code, for the policy host
+/// (`policy-cert-*`, RFC 8461 §3.3) or an MX host (`mx-cert-*`, RFC 8461 §4.2).
+fn cert_code(problem: &CertificateProblem, mx: bool) -> Code {
+    let [untrusted, expired, wrong_name, invalid] = if mx {
+        [Code::MxCertUntrusted, Code::MxCertExpired, Code::MxCertWrongName, Code::MxCertInvalid]
+    } else {
+        [
+            Code::PolicyCertUntrusted,
+            Code::PolicyCertExpired,
+            Code::PolicyCertWrongName,
+            Code::PolicyCertInvalid,
+        ]
+    };
     match problem {
-        CertificateProblem::UnknownIssuer | CertificateProblem::BadSignature => {
-            Code::PolicyCertUntrusted
-        }
-        CertificateProblem::Expired | CertificateProblem::NotYetValid => Code::PolicyCertExpired,
-        CertificateProblem::NameMismatch => Code::PolicyCertWrongName,
-        _ => Code::PolicyCertInvalid,
-    }
-}
-
-fn cert_code_for_mx(problem: &CertificateProblem) -> Code {
-    match problem {
-        CertificateProblem::UnknownIssuer | CertificateProblem::BadSignature => {
-            Code::MxCertUntrusted
-        }
-        CertificateProblem::Expired | CertificateProblem::NotYetValid => Code::MxCertExpired,
-        CertificateProblem::NameMismatch => Code::MxCertWrongName,
-        _ => Code::MxCertInvalid,
+        CertificateProblem::UnknownIssuer | CertificateProblem::BadSignature => untrusted,
+        CertificateProblem::Expired | CertificateProblem::NotYetValid => expired,
+        CertificateProblem::NameMismatch => wrong_name,
+        _ => invalid,
     }
 }
 
@@ -553,7 +552,7 @@ impl Inner {
                 format!("Make {url} answer promptly; senders give up after their timeout"),
             ),
             FetchError::Certificate { problem, .. } => (
-                cert_code_for_policy(&problem),
+                cert_code(&problem, false),
                 format!(
                     "Install a certificate for {host} from a public CA (e.g. by ACME), with the full chain"
                 ),
@@ -806,7 +805,7 @@ impl Inner {
                         .unwrap_or_default();
                     ctx.push(
                         Finding::new(
-                            cert_code_for_mx(problem),
+                            cert_code(problem, true),
                             format!("{host}: {detail}{presented}{consequence}"),
                         )
                         .subject(&host)
