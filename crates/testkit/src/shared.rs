@@ -15,7 +15,6 @@
 use std::{
     collections::{BTreeMap, HashMap, HashSet},
     io,
-    net::Ipv4Addr,
     sync::Arc,
 };
 
@@ -24,13 +23,12 @@ use tokio::net::TcpListener;
 
 use crate::{
     ca::{CertSpec, IssuedCert, TestCa},
-    dns::Zone,
     https::{HttpsServer, VirtualHost},
     smtp::{SmtpBehaviour, SmtpServer},
     world::{
         CertKind, DEAD_HOST, DomainSpec, HTTPS_HOST, Layout, MAX_ALLOCATION_ATTEMPTS, PolicyHost,
         STANDARD_HTTPS_PORT, STANDARD_SMTP_PORT, SmtpKind, WRONG_NAME, World, bind_dns, block_ip,
-        fill_zone, make_cert, next_block, norm, start_dns,
+        build_zone, make_cert, next_block, norm, start_dns,
     },
 };
 
@@ -251,22 +249,9 @@ pub(crate) async fn build_shared(specs: Vec<DomainSpec>, layout: Layout) -> io::
     let https_port = https_listener.local_addr()?.port();
 
     // DNS data.
-    let cname_owners: HashSet<String> =
-        specs.iter().flat_map(|s| s.cnames.iter().map(|(o, _)| norm(o))).collect();
-    let mut addrs: HashMap<String, Ipv4Addr> = HashMap::new();
-    let mut zone = Zone::new();
-    if layout.quiet {
-        zone.without_query_log();
-    }
-    for h in &hosts {
-        let ip = block_ip(block, h.ip_offset);
-        addrs.insert(h.name.clone(), ip);
-        if !cname_owners.contains(&h.name) {
-            zone.a(&h.name, ip);
-        }
-    }
     let spki = |name: &str| smtp_cert_of.get(name).map(|i| smtp_certs[*i].spki_sha256());
-    fill_zone(&mut zone, &specs, https_ip, dead_ip, &cname_owners, &mut addrs, &spki);
+    let host_ips = hosts.iter().map(|h| (h.name.clone(), block_ip(block, h.ip_offset)));
+    let (zone, addrs) = build_zone(&specs, host_ips, layout.quiet, https_ip, dead_ip, &spki);
     let domains: Vec<String> = specs.iter().map(DomainSpec::norm_name).collect();
     drop(specs);
 

@@ -928,6 +928,33 @@ pub(crate) fn make_cert(
 /// Adds every record of `specs` (all but the A records of MX hosts) to `zone`, and the
 /// addresses of policy hosts and HTTPS aliases to `addrs`. `spki` gives the SHA-256 of an
 /// SMTP host's certificate key, for `dane_from_certs`.
+/// The zone of a world: an A record per host (unless the host name is a CNAME owner), then
+/// every domain's records ([`fill_zone`]). Returns the zone and the address of each name.
+pub(crate) fn build_zone(
+    specs: &[DomainSpec],
+    host_ips: impl IntoIterator<Item = (String, Ipv4Addr)>,
+    quiet: bool,
+    https_ip: Ipv4Addr,
+    dead_ip: Ipv4Addr,
+    spki: &dyn Fn(&str) -> Option<Vec<u8>>,
+) -> (Zone, HashMap<String, Ipv4Addr>) {
+    let cname_owners: HashSet<String> =
+        specs.iter().flat_map(|s| s.cnames.iter().map(|(o, _)| norm(o))).collect();
+    let mut addrs: HashMap<String, Ipv4Addr> = HashMap::new();
+    let mut zone = Zone::new();
+    if quiet {
+        zone.without_query_log();
+    }
+    for (name, ip) in host_ips {
+        if !cname_owners.contains(&name) {
+            zone.a(&name, ip);
+        }
+        addrs.insert(name, ip);
+    }
+    fill_zone(&mut zone, specs, https_ip, dead_ip, &cname_owners, &mut addrs, spki);
+    (zone, addrs)
+}
+
 pub(crate) fn fill_zone(
     zone: &mut Zone,
     specs: &[DomainSpec],
@@ -1072,22 +1099,9 @@ async fn build(specs: Vec<DomainSpec>, layout: Layout) -> io::Result<World> {
     let https_port = bound.https.local_addr()?.port();
 
     // DNS data.
-    let cname_owners: HashSet<String> =
-        specs.iter().flat_map(|s| s.cnames.iter().map(|(o, _)| norm(o))).collect();
-    let mut addrs: HashMap<String, Ipv4Addr> = HashMap::new();
-    let mut zone = Zone::new();
-    if layout.quiet {
-        zone.without_query_log();
-    }
-    for h in &hosts {
-        let ip = block_ip(block, h.offset);
-        addrs.insert(h.name.clone(), ip);
-        if !cname_owners.contains(&h.name) {
-            zone.a(&h.name, ip);
-        }
-    }
     let spki = |name: &str| smtp_certs.get(name).map(IssuedCert::spki_sha256);
-    fill_zone(&mut zone, &specs, https_ip, dead_ip, &cname_owners, &mut addrs, &spki);
+    let host_ips = hosts.iter().map(|h| (h.name.clone(), block_ip(block, h.offset)));
+    let (zone, addrs) = build_zone(&specs, host_ips, layout.quiet, https_ip, dead_ip, &spki);
 
     // Servers.
     let https_hosts = https_hosts

@@ -31,6 +31,16 @@ fn sqlite_url(dir: &Path) -> String {
     format!("sqlite://{}", dir.join("scan.db").display())
 }
 
+/// A scratch directory holding the domain list `lines` and a SQLite database:
+/// (the directory, which must outlive the test's use of it; the list's path; the database URL).
+fn workdir(lines: &str) -> (tempfile::TempDir, std::path::PathBuf, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let list = dir.path().join("list.txt");
+    std::fs::write(&list, lines).unwrap();
+    let db = sqlite_url(dir.path());
+    (dir, list, db)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn csv_jsonl_summary_and_garbage_input() {
     let scenarios =
@@ -40,18 +50,11 @@ async fn csv_jsonl_summary_and_garbage_input() {
         b = b.scenario(s);
     }
     let world = b.build().await;
-    let dir = tempfile::tempdir().unwrap();
-    let list = dir.path().join("list.txt");
     let long = format!("{}.test", "x".repeat(70));
-    std::fs::write(
-        &list,
-        format!(
-            "# a list with garbage\n\ngood.test\nGOOD.test.\npolicy-mode-testing.test\nno-mta-sts.test\n\
-             txt-invalid-id.test\n192.0.2.7\nnot a domain\n{long}\n"
-        ),
-    )
-    .unwrap();
-    let db = sqlite_url(dir.path());
+    let (_dir, list, db) = workdir(&format!(
+        "# a list with garbage\n\ngood.test\nGOOD.test.\npolicy-mode-testing.test\nno-mta-sts.test\n\
+         txt-invalid-id.test\n192.0.2.7\nnot a domain\n{long}\n"
+    ));
     let out = scan_cmd(&world, &db)
         .args(["--format", "csv", "--fetch-timeout=2"])
         .arg(&list)
@@ -129,10 +132,7 @@ async fn wait_for_results(store: &ScanStore, run: mtasts_store::RunId, at_least:
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_9_then_resume_finishes_without_redoing() {
     let (world, names) = slow_world("resume", 16).await;
-    let dir = tempfile::tempdir().unwrap();
-    let list = dir.path().join("list.txt");
-    std::fs::write(&list, names.join("\n")).unwrap();
-    let db = sqlite_url(dir.path());
+    let (_dir, list, db) = workdir(&names.join("\n"));
     let mut first = scan_cmd(&world, &db)
         .args([
             "--fetch-timeout=1",
@@ -207,9 +207,8 @@ async fn two_postgres_workers_one_killed_every_domain_exactly_once() {
     let db = format!("{admin}{sep}options[search_path]={schema}");
 
     let (world, names) = slow_world("pg", 20).await;
-    let dir = tempfile::tempdir().unwrap();
-    let list = dir.path().join("list.txt");
-    std::fs::write(&list, names.join("\n")).unwrap();
+    // The list file only; this test's database is the PostgreSQL schema above.
+    let (_dir, list, _sqlite) = workdir(&names.join("\n"));
     let common =
         ["--fetch-timeout=1", "--concurrency", "2", "--batch", "2", "--no-smtp", "--lease", "2"];
     // Worker A loads the list and starts working; worker B joins the same run.
@@ -257,10 +256,7 @@ async fn two_postgres_workers_one_killed_every_domain_exactly_once() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn diff_between_runs() {
     // Run 1 sees a domain without MTA-STS; run 2 the same name with an enforce policy.
-    let dir = tempfile::tempdir().unwrap();
-    let db = sqlite_url(dir.path());
-    let list = dir.path().join("list.txt");
-    std::fs::write(&list, "moving.test\n").unwrap();
+    let (_dir, list, db) = workdir("moving.test\n");
     let before = World::builder()
         .domain(DomainSpec {
             mx: DomainSpec::good("moving.test").mx,
@@ -299,11 +295,8 @@ async fn hostile_peers_become_findings_and_the_scan_finishes() {
         b = b.scenario(s);
     }
     let world = b.build().await;
-    let dir = tempfile::tempdir().unwrap();
-    let list = dir.path().join("list.txt");
     let names: Vec<String> = cases.iter().map(|(s, _)| s.domain()).collect();
-    std::fs::write(&list, names.join("\n")).unwrap();
-    let db = sqlite_url(dir.path());
+    let (_dir, list, db) = workdir(&names.join("\n"));
     let started = std::time::Instant::now();
     let out = scan_cmd(&world, &db)
         .args(["--fetch-timeout=2", "--format", "csv"])
@@ -326,10 +319,7 @@ async fn hostile_peers_become_findings_and_the_scan_finishes() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn per_domain_deadline_is_a_finding() {
     let world = World::builder().scenario(Scenario::HttpsHang).build().await;
-    let dir = tempfile::tempdir().unwrap();
-    let list = dir.path().join("list.txt");
-    std::fs::write(&list, "https-hang.test\n").unwrap();
-    let db = sqlite_url(dir.path());
+    let (_dir, list, db) = workdir("https-hang.test\n");
     let started = std::time::Instant::now();
     let out = scan_cmd(&world, &db)
         .args(["--fetch-timeout=30", "--deadline", "1", "--format", "csv"])
@@ -360,10 +350,7 @@ async fn shared_mx_host_is_probed_once_per_scan() {
         names.push(name);
     }
     let world = b.build().await;
-    let dir = tempfile::tempdir().unwrap();
-    let list = dir.path().join("list.txt");
-    std::fs::write(&list, names.join("\n")).unwrap();
-    let db = sqlite_url(dir.path());
+    let (_dir, list, db) = workdir(&names.join("\n"));
     let out = scan_cmd(&world, &db)
         .args(["--fetch-timeout=2", "--format", "csv"])
         .arg(&list)
@@ -387,10 +374,7 @@ async fn dns_rate_cap_is_respected() {
         names.push(name);
     }
     let world = b.build().await;
-    let dir = tempfile::tempdir().unwrap();
-    let list = dir.path().join("list.txt");
-    std::fs::write(&list, names.join("\n")).unwrap();
-    let db = sqlite_url(dir.path());
+    let (_dir, list, db) = workdir(&names.join("\n"));
     let rate = 20.0;
     let started = std::time::Instant::now();
     let out = scan_cmd(&world, &db)
