@@ -8,6 +8,8 @@ use std::fmt;
 
 use serde::Serialize;
 
+use crate::fix::Fix;
+
 /// How bad a finding is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -141,7 +143,8 @@ codes! {
     MxWildcardTooDeep = "mx-wildcard-too-deep", Error, Mx, "RFC 8461 §4.1", "A wildcard mx: pattern covers one label only, not this deeper MX host";
     MxPatternUnused = "mx-pattern-unused", Warning, Mx, "RFC 8461 §4.1", "An mx: pattern matches none of the domain's MX hosts";
     MxCovered = "mx-covered", Ok, Mx, "RFC 8461 §4.1", "Every MX host is matched by the policy";
-    MxNull = "mx-null", Info, Mx, "RFC 7505", "The domain publishes a null MX: it accepts no mail";
+    MxNull = "mx-null", Info, Mx, "RFC 7505", "The domain publishes a null MX: it accepts no mail, so MTA-STS and TLS-RPT have nothing to protect";
+    MxNullMixed = "mx-null-mixed", Error, Mx, "RFC 7505 §3", "A null MX is published beside other MX records, which RFC 7505 forbids";
     MxImplicit = "mx-implicit", Info, Mx, "RFC 5321 §5.1", "No MX records: mail goes to the domain's own address (implicit MX)";
     MxDnsError = "mx-dns-error", Error, Mx, "RFC 8461 §5", "DNS could not answer for the MX records; the check is incomplete";
     MxHostUnresolvable = "mx-host-unresolvable", Error, Mx, "RFC 5321 §5.1", "An MX host name has no address";
@@ -229,9 +232,10 @@ pub struct Finding {
     pub subject: Option<String>,
     /// One line saying what is wrong (or right), with the values involved.
     pub message: String,
-    /// The exact fix, when there is one: a record to publish, lines to add, a header to set.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub fix: Option<String>,
+    /// The exact fix, when there is one: what to do, and the policy and records to publish
+    /// (JSON keys `fix`, `fix_policy`, `fix_records`).
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    pub fix: Option<Fix>,
 }
 
 impl Finding {
@@ -255,7 +259,7 @@ impl Finding {
     }
 
     /// Sets the fix.
-    pub fn fix(mut self, fix: impl Into<String>) -> Self {
+    pub fn fix(mut self, fix: impl Into<Fix>) -> Self {
         self.fix = Some(fix.into());
         self
     }

@@ -5,16 +5,24 @@
 //! look at the certificate, dig `_smtp._tls`) and turns what it sees into [`Finding`]s: each
 //! with a stable [`Code`], a [`Severity`], the RFC section, a one-line explanation and, where
 //! there is one, the exact fix. Output is the caller's business: reports go to a [`Sink`].
+//!
+//! A check is two steps: [`gather`] does every lookup, fetch and probe and returns
+//! [`Observations`]; [`judge`] turns observations and the time into findings, with no I/O.
 
 #![warn(missing_docs)]
 
 pub mod engine;
 pub mod finding;
+pub mod fix;
+pub mod gather;
+pub mod judge;
+pub mod observations;
 pub mod render;
 pub mod report;
 pub mod scan;
-pub mod suggest;
 
 pub use engine::{CheckOptions, Checker, SetupError};
 pub use finding::{Area, Code, Finding, Severity};
-pub use report::{DomainReport, JSON_SCHEMA_VERSION, Outcome, Sink, exit_code};
+pub use fix::Fix;
+pub use observations::Observations;
+pub use report::{DomainReport, ExitStatus, JSON_SCHEMA_VERSION, Outcome, Sink, exit_code};

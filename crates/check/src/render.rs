@@ -30,23 +30,21 @@ fn mark(sev: Severity) -> &'static str {
 }
 
 /// Readable text, grouped by part of the deployment; ANSI colours when `color` is set.
+///
+/// A fix's policy file and records are printed flush left, without colour, between captions,
+/// so that they can be pasted as they stand (the policy parser rejects indented lines; an
+/// indented zone-file line means "same owner as the line before").
 pub struct TextRenderer<W: Write> {
     out: W,
     color: bool,
     /// Show `ok` findings too (otherwise only the count).
     pub verbose: bool,
-    errors: std::io::Result<()>,
 }
 
 impl<W: Write> TextRenderer<W> {
     /// A renderer writing to `out`.
     pub fn new(out: W, color: bool) -> Self {
-        Self { out, color, verbose: true, errors: Ok(()) }
-    }
-
-    /// The first write error, if any.
-    pub fn finish(self) -> std::io::Result<()> {
-        self.errors
+        Self { out, color, verbose: true }
     }
 
     fn paint(&self, code: &'static str, text: &str) -> String {
@@ -82,12 +80,24 @@ impl<W: Write> TextRenderer<W> {
                 let code = self.paint(DIM, &format!("[{}] {}", f.code, f.rfc));
                 writeln!(self.out, "    {tag} {}  {code}", f.message)?;
                 if let Some(fix) = &f.fix {
-                    let mut lines = fix.lines();
+                    let mut lines = fix.text().lines();
                     if let Some(first) = lines.next() {
                         writeln!(self.out, "          fix: {first}")?;
                     }
                     for line in lines {
-                        writeln!(self.out, "          {line}")?;
+                        writeln!(self.out, "               {line}")?;
+                    }
+                    if let Some(policy) = fix.policy() {
+                        writeln!(self.out, "          {}", self.paint(DIM, POLICY_CAPTION))?;
+                        self.out.write_all(policy.as_bytes())?;
+                        writeln!(self.out, "          {}", self.paint(DIM, END_CAPTION))?;
+                    }
+                    if !fix.records().is_empty() {
+                        writeln!(self.out, "          {}", self.paint(DIM, RECORDS_CAPTION))?;
+                        for record in fix.records() {
+                            writeln!(self.out, "{record}")?;
+                        }
+                        writeln!(self.out, "          {}", self.paint(DIM, END_CAPTION))?;
                     }
                 }
             }
@@ -98,12 +108,20 @@ impl<W: Write> TextRenderer<W> {
 }
 
 impl<W: Write> Sink for TextRenderer<W> {
-    fn report(&mut self, report: &DomainReport) {
-        if self.errors.is_ok() {
-            self.errors = self.write_report(report);
-        }
+    type Error = std::io::Error;
+
+    fn report(&mut self, report: &DomainReport) -> std::io::Result<bool> {
+        self.write_report(report)?;
+        Ok(true)
     }
 }
+
+/// The line before a fix's policy file in the text output.
+pub const POLICY_CAPTION: &str = "--- policy file (paste as is) ---";
+/// The line before a fix's DNS records in the text output.
+pub const RECORDS_CAPTION: &str = "--- DNS records, zone-file lines (paste as is) ---";
+/// The line after a verbatim block in the text output.
+pub const END_CAPTION: &str = "---";
 
 /// The JSON document printed by `mtasts check --format json` (schema in `docs/check-json.md`).
 #[derive(Debug, Serialize)]
@@ -137,7 +155,10 @@ impl JsonRenderer {
 }
 
 impl Sink for JsonRenderer {
-    fn report(&mut self, report: &DomainReport) {
+    type Error = std::convert::Infallible;
+
+    fn report(&mut self, report: &DomainReport) -> Result<bool, Self::Error> {
         self.reports.push(report.clone());
+        Ok(true)
     }
 }

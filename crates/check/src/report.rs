@@ -112,29 +112,110 @@ impl DomainReport {
     }
 }
 
-/// Receives domain reports as the engine finishes them (ripgrep's Searcher/Sink split: the
-/// engine decides nothing about output).
+/// Builds a [`DomainReport`]: the one place a report is made, whether the check ran, hit its
+/// deadline or was given an invalid name.
+#[derive(Debug)]
+pub(crate) struct ReportBuilder {
+    pub(crate) report: DomainReport,
+}
+
+impl ReportBuilder {
+    /// An empty, complete report for `input`.
+    pub(crate) fn new(input: &str, domain: Option<&mtasts_proto::DomainName>) -> Self {
+        Self {
+            report: DomainReport {
+                input: input.to_owned(),
+                domain: domain.map(|d| d.as_str().to_owned()),
+                outcome: Outcome::Checked,
+                sts_record: None,
+                policy: PolicyView::default(),
+                mx: Vec::new(),
+                tlsrpt_record: None,
+                findings: Vec::new(),
+                suggestions: Suggestions::default(),
+                elapsed_ms: 0,
+            },
+        }
+    }
+
+    /// Adds a finding.
+    pub(crate) fn push(&mut self, finding: Finding) {
+        self.report.findings.push(finding);
+    }
+
+    /// Marks the check as incomplete: a temporary failure kept a step from an answer.
+    pub(crate) fn incomplete(&mut self) {
+        self.report.outcome = Outcome::CouldNotCheck;
+    }
+
+    /// The finished report.
+    pub(crate) fn finish(mut self, elapsed: std::time::Duration) -> DomainReport {
+        self.report.elapsed_ms = u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX);
+        self.report
+    }
+}
+
+/// Receives domain reports as the engine finishes them (ripgrep's `Sink`: the engine decides
+/// nothing about output, and the sink can stop the engine or fail it).
 pub trait Sink {
-    /// One domain is done.
-    fn report(&mut self, report: &DomainReport);
+    /// What can go wrong delivering a report (an I/O error for a writer).
+    type Error;
+
+    /// One domain is done. `Ok(true)`: go on; `Ok(false)`: stop checking, quietly; `Err`: stop
+    /// and fail with the error.
+    fn report(&mut self, report: &DomainReport) -> Result<bool, Self::Error>;
 }
 
 impl Sink for Vec<DomainReport> {
-    fn report(&mut self, report: &DomainReport) {
+    type Error = std::convert::Infallible;
+
+    fn report(&mut self, report: &DomainReport) -> Result<bool, Self::Error> {
         self.push(report.clone());
+        Ok(true)
+    }
+}
+
+/// What a check or a scan means for the process exit status.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ExitStatus {
+    /// 0: no errors.
+    #[default]
+    Clean,
+    /// 1: errors found.
+    Problems,
+    /// 2: could not check (a temporary failure, an invalid input, a setup problem).
+    CouldNotCheck,
+}
+
+impl ExitStatus {
+    /// The status for one report.
+    pub fn of(report: &DomainReport) -> Self {
+        if report.outcome == Outcome::CouldNotCheck {
+            Self::CouldNotCheck
+        } else if report.worst() == Severity::Error {
+            Self::Problems
+        } else {
+            Self::Clean
+        }
+    }
+
+    /// The worst status over `reports`.
+    pub fn of_all<'a>(reports: impl IntoIterator<Item = &'a DomainReport>) -> Self {
+        reports.into_iter().map(Self::of).max().unwrap_or_default()
+    }
+
+    /// The process exit code: 0, 1 or 2.
+    pub fn code(self) -> u8 {
+        match self {
+            Self::Clean => 0,
+            Self::Problems => 1,
+            Self::CouldNotCheck => 2,
+        }
     }
 }
 
 /// The process exit code for a set of reports: 0 no errors, 1 errors found, 2 could not check.
 pub fn exit_code<'a>(reports: impl IntoIterator<Item = &'a DomainReport>) -> u8 {
-    let mut code = 0;
-    for r in reports {
-        if r.outcome == Outcome::CouldNotCheck {
-            return 2;
-        }
-        if r.worst() == Severity::Error {
-            code = 1;
-        }
-    }
-    code
+    ExitStatus::of_all(reports).code()
 }

@@ -74,7 +74,7 @@ pub(crate) async fn run_with(
     concurrency: usize,
 ) -> anyhow::Result<u8> {
     let stdout = std::io::stdout();
-    match format {
+    let written = match format {
         Format::Text => {
             let color = match color {
                 Color::Always => true,
@@ -83,15 +83,18 @@ pub(crate) async fn run_with(
             };
             let mut sink = TextRenderer::new(stdout.lock(), color);
             sink.verbose = !quiet;
-            let code = checker.check_all(domains, concurrency, &mut sink).await;
-            sink.finish().context("writing the report")?;
-            Ok(code)
+            checker.check_all(domains, concurrency, &mut sink).await
         }
         Format::Json => {
             let mut sink = JsonRenderer::default();
-            let code = checker.check_all(domains, concurrency, &mut sink).await;
-            sink.finish(stdout.lock()).context("writing the report")?;
-            Ok(code)
+            let Ok(status) = checker.check_all(domains, concurrency, &mut sink).await;
+            sink.finish(stdout.lock()).map(|()| status)
         }
+    };
+    match written {
+        Ok(status) => Ok(status.code()),
+        // The reader went away (`mtasts check … | head`): stop quietly, as ripgrep does.
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(0),
+        Err(e) => Err(e).context("writing the report"),
     }
 }

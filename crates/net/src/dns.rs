@@ -19,6 +19,8 @@ use hickory_resolver::net::{DnsError as HickoryDnsError, NetError};
 use hickory_resolver::{Resolver, TokioResolver};
 use tokio::net::UdpSocket;
 
+use mtasts_proto::{DomainName, MxRecord, MxSet};
+
 /// A lookup that did not produce records.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
@@ -86,26 +88,6 @@ impl DnsError {
     }
 }
 
-/// One MX record.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct MxRecord {
-    /// Preference: lower is tried first.
-    pub preference: u16,
-    /// The exchange host, lower case, without the trailing dot.
-    pub exchange: String,
-}
-
-/// The mail exchangers of a domain, after RFC 5321 §5.1 rules.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct MxSet {
-    /// Hosts in preference order.
-    pub hosts: Vec<MxRecord>,
-    /// No MX RRset existed and the domain's own address is used (RFC 5321 §5.1 implicit MX).
-    pub implicit: bool,
-    /// The domain publishes a null MX (RFC 7505): it accepts no mail.
-    pub null_mx: bool,
-}
-
 /// A TLSA record (RFC 6698 §2.1).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TlsaRecord {
@@ -171,28 +153,17 @@ pub trait DnsClient: Send + Sync {
     async fn dnssec_status(&self, name: &str, rtype: RecordType) -> DnssecStatus;
 }
 
-/// The mail exchangers of `domain`, with RFC 5321 §5.1's implicit MX and RFC 7505's null MX.
-pub async fn resolve_mx(dns: &dyn DnsClient, domain: &str) -> Result<MxSet, DnsError> {
-    match dns.mx(domain).await {
-        Ok(hosts) => {
-            // RFC 7505 §3: a null MX is a single record with preference 0 and exchange ".".
-            let null_mx = hosts.len() == 1 && hosts[0].exchange.is_empty();
-            Ok(MxSet { hosts: if null_mx { Vec::new() } else { hosts }, implicit: false, null_mx })
-        }
-        Err(e) if matches!(e, DnsError::NoData { .. }) => {
-            // RFC 5321 §5.1: "If an empty list of MXs is returned, the address is treated as if
-            // it was associated with an implicit MX RR, with a preference of 0, pointing to that
-            // host."
-            match dns.ip(domain).await {
-                Ok(_) => Ok(MxSet {
-                    hosts: vec![MxRecord { preference: 0, exchange: normalize(domain) }],
-                    implicit: true,
-                    null_mx: false,
-                }),
-                Err(ip_err) if ip_err.is_not_found() => Err(e),
-                Err(ip_err) => Err(ip_err),
-            }
-        }
+/// The mail exchangers of `domain`. What the answer means (implicit MX, null MX) is decided by
+/// [`MxSet`]'s rules in `mtasts-proto` (RFC 5321 §5.1, RFC 7505); this function only asks. An
+/// address lookup is made only when there is no MX RRset (NODATA).
+pub async fn resolve_mx(dns: &dyn DnsClient, domain: &DomainName) -> Result<MxSet, DnsError> {
+    match dns.mx(domain.as_str()).await {
+        Ok(records) => Ok(MxSet::from_records(records)),
+        Err(e) if matches!(e, DnsError::NoData { .. }) => match dns.ip(domain.as_str()).await {
+            Ok(_) => Ok(MxSet::implicit(domain)),
+            Err(ip_err) if ip_err.is_not_found() => Err(e),
+            Err(ip_err) => Err(ip_err),
+        },
         Err(e) => Err(e),
     }
 }
@@ -325,10 +296,7 @@ impl DnsClient for HickoryDns {
             .answers()
             .iter()
             .filter_map(|r| match &r.data {
-                RData::MX(mx) => Some(MxRecord {
-                    preference: mx.preference,
-                    exchange: normalize(&mx.exchange.to_ascii()),
-                }),
+                RData::MX(mx) => Some(MxRecord::new(mx.preference, mx.exchange.to_ascii())),
                 _ => None,
             })
             .collect();

@@ -18,7 +18,11 @@ use serde::Serialize;
 
 use crate::config::{NetConfig, Timeouts};
 use crate::dns::{DnsClient, DnsError};
-use crate::tls::{CertInfo, certificate_problem, find_rustls_error, strict_client_config};
+use crate::tls::{
+    CertInfo, certificate_problem, describe_certificate_error, find_rustls_error,
+    strict_client_config,
+};
+use mtasts_proto::DomainName;
 
 /// A policy fetched with status 200 and media type `text/plain`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -201,8 +205,8 @@ impl PolicyFetcher {
         Ok(Self { client, timeouts: config.timeouts })
     }
 
-    /// Fetches the policy of `domain` (a policy domain, lower-case A-labels).
-    pub async fn fetch(&self, domain: &str) -> Result<FetchedPolicy, FetchError> {
+    /// Fetches the policy of `domain`.
+    pub async fn fetch(&self, domain: &DomainName) -> Result<FetchedPolicy, FetchError> {
         let limit = self.timeouts.fetch_total;
         let started = Instant::now();
         match tokio::time::timeout(limit, self.fetch_inner(domain, started)).await {
@@ -213,11 +217,11 @@ impl PolicyFetcher {
 
     async fn fetch_inner(
         &self,
-        domain: &str,
+        domain: &DomainName,
         started: Instant,
     ) -> Result<FetchedPolicy, FetchError> {
         // RFC 8461 §3.3: "https://mta-sts.<Policy Domain>/.well-known/mta-sts.txt".
-        let url = format!("https://mta-sts.{domain}/.well-known/mta-sts.txt");
+        let url = domain.policy_url();
         let mut resp = self
             .client
             .get(&url)
@@ -271,7 +275,7 @@ impl PolicyFetcher {
             }
         }
 
-        if !is_text_plain(content_type.as_deref()) {
+        if !mtasts_proto::is_policy_media_type(content_type.as_deref()) {
             return Err(FetchError::ContentType { found: content_type, body });
         }
         Ok(FetchedPolicy {
@@ -290,7 +294,9 @@ impl PolicyFetcher {
         }
         if let Some(tls) = find_rustls_error(e) {
             return match certificate_problem(tls) {
-                Some(problem) => FetchError::Certificate { problem, detail: tls.to_string() },
+                Some(problem) => {
+                    FetchError::Certificate { problem, detail: describe_certificate_error(tls) }
+                }
                 None => FetchError::Tls { detail: tls.to_string() },
             };
         }
@@ -305,14 +311,6 @@ impl PolicyFetcher {
         }
         FetchError::Body { reason: error_text(e) }
     }
-}
-
-/// RFC 8461 §3.2: "the HTTP response … media type of 'text/plain'". Parameters such as
-/// `charset=utf-8` are allowed.
-pub fn is_text_plain(content_type: Option<&str>) -> bool {
-    content_type.is_some_and(|ct| {
-        ct.split(';').next().is_some_and(|media| media.trim().eq_ignore_ascii_case("text/plain"))
-    })
 }
 
 fn find_dns_error<'a>(err: &'a (dyn std::error::Error + 'static)) -> Option<&'a DnsError> {
@@ -331,20 +329,4 @@ fn error_text(err: &(dyn std::error::Error + 'static)) -> String {
         current = e.source();
     }
     parts.join(": ")
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn media_type_rules() {
-        assert!(is_text_plain(Some("text/plain")));
-        assert!(is_text_plain(Some("text/plain; charset=utf-8")));
-        assert!(is_text_plain(Some("TEXT/Plain ;charset=us-ascii")));
-        assert!(!is_text_plain(Some("text/html")));
-        assert!(!is_text_plain(Some("text/plainx")));
-        assert!(!is_text_plain(Some("application/octet-stream")));
-        assert!(!is_text_plain(None));
-    }
 }

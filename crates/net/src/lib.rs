@@ -20,7 +20,7 @@ pub mod tls;
 pub mod trust;
 
 pub use config::{NetConfig, Timeouts};
-pub use dns::{DnsClient, DnsError, HickoryDns, MxRecord, MxSet};
+pub use dns::{DnsClient, DnsError, HickoryDns};
 pub use fetch::{FetchError, FetchedPolicy, PolicyFetcher};
 pub use probe::{IpLimiter, MxProbe, ProbeCache, ProbeReport, ProbeStep};
 pub use trust::TrustRoots;

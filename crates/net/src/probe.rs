@@ -24,7 +24,9 @@ use tokio_rustls::TlsConnector;
 use crate::config::NetConfig;
 use crate::dns::DnsClient;
 use crate::smtp::{Reply, ReplyParser};
-use crate::tls::{CertInfo, RecordingVerifier, TlsParams, certificate_problem};
+use crate::tls::{
+    CertInfo, RecordingVerifier, TlsParams, certificate_problem, describe_certificate_error,
+};
 
 /// The steps of a probe, in order.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -70,6 +72,9 @@ pub struct ProbeFailure {
     pub step: ProbeStep,
     /// Whether it failed by running out of time.
     pub timed_out: bool,
+    /// Whether the DNS could not answer the address lookup (SERVFAIL, timeout): the host's
+    /// addresses are unknown, not absent, so a checker cannot judge the host.
+    pub dns_temporary: bool,
     /// What happened.
     pub message: String,
 }
@@ -225,12 +230,13 @@ impl fmt::Debug for MxProbe {
 
 struct StepError {
     timed_out: bool,
+    dns_temporary: bool,
     message: String,
 }
 
 impl StepError {
     fn msg(message: impl Into<String>) -> Self {
-        Self { timed_out: false, message: message.into() }
+        Self { timed_out: false, dns_temporary: false, message: message.into() }
     }
 }
 
@@ -242,6 +248,7 @@ async fn within<T>(
         Ok(r) => r,
         Err(_) => Err(StepError {
             timed_out: true,
+            dns_temporary: false,
             message: format!("no answer within {} ms", limit.as_millis()),
         }),
     }
@@ -293,8 +300,12 @@ impl MxProbe {
         let started = Instant::now();
         let mut report = ProbeReport::new(host);
         if let Err((step, e)) = self.run(host, &mut report).await {
-            report.failure =
-                Some(ProbeFailure { step, timed_out: e.timed_out, message: e.message });
+            report.failure = Some(ProbeFailure {
+                step,
+                timed_out: e.timed_out,
+                dns_temporary: e.dns_temporary,
+                message: e.message,
+            });
         }
         report.elapsed_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
         report
@@ -306,11 +317,11 @@ impl MxProbe {
         report: &mut ProbeReport,
     ) -> Result<(), (ProbeStep, StepError)> {
         let t = self.config.timeouts;
-        let addrs = self
-            .dns
-            .ip(host)
-            .await
-            .map_err(|e| (ProbeStep::Resolve, StepError::msg(e.to_string())))?;
+        let addrs = self.dns.ip(host).await.map_err(|e| {
+            let error =
+                StepError { dns_temporary: e.is_temporary(), ..StepError::msg(e.to_string()) };
+            (ProbeStep::Resolve, error)
+        })?;
 
         // Connect to the addresses in turn until one answers; with a limiter, hold a slot for
         // the address for the whole session.
@@ -410,7 +421,7 @@ impl MxProbe {
         let (problem, problem_detail) = match &recorded.verdict {
             Some(Err(e)) => (
                 certificate_problem(e).or(Some(CertificateProblem::Other(e.to_string()))),
-                Some(e.to_string()),
+                Some(describe_certificate_error(e)),
             ),
             _ => (None, None),
         };

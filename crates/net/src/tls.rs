@@ -132,6 +132,74 @@ pub fn certificate_problem(err: &rustls::Error) -> Option<CertificateProblem> {
     })
 }
 
+/// A certificate error in an administrator's words: "expired on 2026-11-23, 10 days ago"
+/// rather than rustls's text in UNIX seconds. The times come from the error itself (the
+/// validation time and the certificate's bounds), so the text is the same whenever it is read.
+pub fn describe_certificate_error(err: &rustls::Error) -> String {
+    let rustls::Error::InvalidCertificate(cert) = err else { return err.to_string() };
+    match cert {
+        CertificateError::ExpiredContext { time, not_after } => {
+            let (t, end) = (unix(time), unix(not_after));
+            format!("the certificate expired on {}, {} ago", day(end), span(t.saturating_sub(end)))
+        }
+        CertificateError::Expired => "the certificate has expired".into(),
+        CertificateError::NotValidYetContext { time, not_before } => {
+            let (t, start) = (unix(time), unix(not_before));
+            format!(
+                "the certificate is not valid before {}, {} from now (is the server's clock right?)",
+                day(start),
+                span(start.saturating_sub(t))
+            )
+        }
+        CertificateError::NotValidYet => "the certificate is not valid yet".into(),
+        CertificateError::NotValidForNameContext { expected, presented } => {
+            let names =
+                if presented.is_empty() { "no DNS names".to_owned() } else { presented.join(", ") };
+            format!("the certificate is not valid for {}: it names {names}", expected.to_str())
+        }
+        CertificateError::NotValidForName => {
+            "the certificate is not valid for this host name".into()
+        }
+        CertificateError::UnknownIssuer => "the certificate is not issued by a trusted CA \
+             (self-signed, a private CA, or the intermediate certificate is not sent)"
+            .into(),
+        CertificateError::BadSignature => "the certificate's signature does not verify".into(),
+        CertificateError::Revoked => "the certificate has been revoked".into(),
+        CertificateError::InvalidPurpose | CertificateError::InvalidPurposeContext { .. } => {
+            "the certificate is not issued for TLS server authentication".into()
+        }
+        _ => err.to_string(),
+    }
+}
+
+fn unix(t: &UnixTime) -> u64 {
+    t.as_secs()
+}
+
+/// A UTC day, `YYYY-MM-DD`.
+fn day(secs: u64) -> String {
+    let t =
+        i64::try_from(secs).ok().and_then(|s| time::OffsetDateTime::from_unix_timestamp(s).ok());
+    match t {
+        Some(t) => format!("{:04}-{:02}-{:02}", t.year(), u8::from(t.month()), t.day()),
+        None => format!("{secs} s after 1970"),
+    }
+}
+
+/// A duration in the largest whole unit that fits: "10 days", "3 hours", "1 minute".
+fn span(secs: u64) -> String {
+    let (n, unit) = match secs {
+        s if s >= 2 * 86_400 => (s / 86_400, "days"),
+        s if s >= 86_400 => (1, "day"),
+        s if s >= 7_200 => (s / 3_600, "hours"),
+        s if s >= 3_600 => (1, "hour"),
+        s if s >= 120 => (s / 60, "minutes"),
+        s if s >= 60 => (1, "minute"),
+        s => (s, if s == 1 { "second" } else { "seconds" }),
+    };
+    format!("{n} {unit}")
+}
+
 /// A short kebab-case name for a certificate problem (used in JSON output).
 pub fn problem_name(problem: &CertificateProblem) -> String {
     match problem {
@@ -247,5 +315,51 @@ impl TlsParams {
                 .negotiated_cipher_suite()
                 .map_or_else(|| "unknown".into(), |c| format!("{:?}", c.suite())),
         }
+    }
+}
+
+#[cfg(test)]
+mod describe_tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use rustls_pki_types::ServerName;
+    use std::time::Duration;
+
+    fn at(secs: u64) -> UnixTime {
+        UnixTime::since_unix_epoch(Duration::from_secs(secs))
+    }
+
+    /// Issue 15, defect 8: "expired on 2026-11-23, 10 days ago", not UNIX seconds.
+    #[test]
+    fn defect_8_certificate_errors_read_as_an_administrator_writes_them() {
+        // 2026-11-23T12:00:00Z and ten days later.
+        let not_after = 1_795_435_200;
+        let err = rustls::Error::InvalidCertificate(CertificateError::ExpiredContext {
+            time: at(not_after + 10 * 86_400 + 5),
+            not_after: at(not_after),
+        });
+        assert_eq!(
+            describe_certificate_error(&err),
+            "the certificate expired on 2026-11-23, 10 days ago"
+        );
+        let err = rustls::Error::InvalidCertificate(CertificateError::NotValidYetContext {
+            time: at(not_after),
+            not_before: at(not_after + 3 * 3_600),
+        });
+        assert!(
+            describe_certificate_error(&err)
+                .starts_with("the certificate is not valid before 2026-11-23, 3 hours from now")
+        );
+        let err = rustls::Error::InvalidCertificate(CertificateError::NotValidForNameContext {
+            expected: ServerName::try_from("mx.example.com").unwrap(),
+            presented: vec!["other.example.net".into()],
+        });
+        assert_eq!(
+            describe_certificate_error(&err),
+            "the certificate is not valid for mx.example.com: it names other.example.net"
+        );
+        assert!(!describe_certificate_error(&err).contains("UnixTime"));
+        assert_eq!(span(59), "59 seconds");
+        assert_eq!(span(86_400), "1 day");
     }
 }

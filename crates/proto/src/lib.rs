@@ -11,7 +11,9 @@
 //! |---|---|
 //! | [`domain`] | RFC 8461 §3.1, §3.2, §3.3 (A-label policy domain) |
 //! | [`sts_record`] | RFC 8461 §3.1 (`_mta-sts` TXT record) |
-//! | [`policy`] | RFC 8461 §3.2 (policy file), §4.1 (MX matching) |
+//! | [`policy`] | RFC 8461 §3.2 (policy file, its `text/plain` media type), §4.1 (MX matching) |
+//! | [`mx`] | RFC 5321 §5.1 (explicit and implicit MX), RFC 7505 (null MX) |
+//! | [`generate`] | RFC 8461 §3.1, §3.2, §8.1, RFC 8460 §3 (records and policies to publish) |
 //! | [`tlsrpt_record`] | RFC 8460 §3 (`_smtp._tls` TXT record) |
 //! | [`result_type`] | RFC 8460 §4.3 (result types) |
 //! | [`report`] | RFC 8460 §4.4 (aggregate report JSON) |
@@ -21,6 +23,8 @@
 
 pub mod diag;
 pub mod domain;
+pub mod generate;
+pub mod mx;
 pub mod policy;
 pub mod report;
 pub mod result_type;
@@ -34,9 +38,11 @@ mod syntax;
 
 pub use diag::{Parsed, Warning};
 pub use domain::{DomainError, DomainName};
+pub use generate::GenerateError;
+pub use mx::{MxKind, MxRecord, MxSet};
 pub use policy::{
     MAX_AGE_MAX, MaxAge, Mode, MxPattern, MxPatternError, POLICY_MAX_BYTES, Policy, PolicyError,
-    PolicyErrorKind, PolicyExtension,
+    PolicyErrorKind, PolicyExtension, is_policy_media_type,
 };
 pub use report::{
     DateRange, FailureDetail, PolicyDetails, PolicyReport, PolicyType, REPORT_MAX_BYTES, Report,

@@ -52,6 +52,16 @@ pub const EXT_NAME_MAX_LEN: usize = syntax::EXT_NAME_MAX_LEN;
 
 const KNOWN_FIELDS: [&str; 4] = ["version", "mode", "mx", "max_age"];
 
+/// The policy's media type. RFC 8461 §3.2: "This resource contains the following CRLF-separated
+/// key/value pairs" and §3.3: the HTTP response body is the policy, with "media type of
+/// 'text/plain'". Parameters such as `charset=utf-8` are allowed; the type and subtype compare
+/// case-insensitively (RFC 9110 §8.3.1). No `Content-Type` at all is not `text/plain`.
+pub fn is_policy_media_type(content_type: Option<&str>) -> bool {
+    content_type.is_some_and(|ct| {
+        ct.split(';').next().is_some_and(|media| media.trim().eq_ignore_ascii_case("text/plain"))
+    })
+}
+
 /// The policy mode (RFC 8461 §3.2, §5).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -853,6 +863,17 @@ mod tests {
 
     fn err(text: &str) -> PolicyError {
         Policy::parse(text).expect_err(text)
+    }
+
+    #[test]
+    fn media_type_rules() {
+        assert!(is_policy_media_type(Some("text/plain")));
+        assert!(is_policy_media_type(Some("text/plain; charset=utf-8")));
+        assert!(is_policy_media_type(Some("TEXT/Plain ;charset=us-ascii")));
+        assert!(!is_policy_media_type(Some("text/html")));
+        assert!(!is_policy_media_type(Some("text/plainx")));
+        assert!(!is_policy_media_type(Some("application/octet-stream")));
+        assert!(!is_policy_media_type(None));
     }
 
     #[test]

@@ -141,6 +141,12 @@ impl PolicyId {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+
+    /// An id the caller built from characters known to be valid.
+    pub(crate) fn from_valid(s: String) -> Self {
+        debug_assert!(Self::new(&s).is_ok(), "{s:?} is not a valid id");
+        Self(s)
+    }
 }
 
 impl FromStr for PolicyId {
@@ -291,7 +297,23 @@ impl StsRecord {
                 return Err(StsRecordError::SpaceAroundEquals { field: field.to_owned() });
             }
             if name == "id" {
-                let parsed = PolicyId::new(value)?;
+                // A second `id` whose value is no id is an extension field by the ABNF
+                // (`sts-ext-name` admits "id"), not a broken id.
+                let parsed = match (&id, PolicyId::new(value)) {
+                    (_, Ok(parsed)) => parsed,
+                    (None, Err(e)) => return Err(e),
+                    (Some(first), Err(_)) => {
+                        warnings.push(Warning::new(
+                            "sts-duplicate-id",
+                            None,
+                            format!(
+                                "RFC 8461 §3.1: the record has a second \"id\" ({value:?}, not a valid id, so read as an extension field); the first ({first}) is used"
+                            ),
+                        ));
+                        extensions.push(Extension::new(name, value)?);
+                        continue;
+                    }
+                };
                 if let Some(first) = &id {
                     warnings.push(Warning::new(
                         "sts-duplicate-id",
@@ -384,12 +406,12 @@ pub enum StsDiscoveryError {
     },
 }
 
-/// Whether a TXT record is an MTA-STS candidate: it begins with `v=STSv1`
-/// followed by end-of-record, WSP or ";". A record such as `v=STSv1` with no
-/// id is thus reported as invalid rather than absent.
+/// Whether a TXT record is an MTA-STS candidate. RFC 8461 §3.1: "Records that do not begin
+/// with "v=STSv1;" are discarded." The test is made before records are counted, so
+/// `{"v=STSv1", "v=STSv1; id=1"}` is one record, not two: `v=STSv1` alone (or `v=STSv1 ;`)
+/// does not begin with `v=STSv1;` and is discarded.
 pub fn is_sts_candidate(txt: &str) -> bool {
-    txt.strip_prefix(STS_VERSION)
-        .is_some_and(|rest| rest.is_empty() || rest.starts_with([';', ' ', '\t']))
+    txt.strip_prefix(STS_VERSION).is_some_and(|rest| rest.starts_with(';'))
 }
 
 /// Selects and parses the MTA-STS record among the TXT records found at
@@ -481,7 +503,6 @@ mod tests {
             ("v=STSv1; id=", E::InvalidId { value: "".into() }),
             ("v=STSv1; id=2024-01-01", E::InvalidId { value: "2024-01-01".into() }),
             ("v=STSv1; id=a b", E::InvalidId { value: "a b".into() }),
-            ("v=STSv1; id=a; id=bad-id", E::InvalidId { value: "bad-id".into() }),
             ("v=STSv1; id=a; _x=1", E::InvalidExtensionName { name: "_x".into() }),
             ("v=STSv1; id=a; x=", E::InvalidExtensionValue { name: "x".into(), value: "".into() }),
             (
@@ -553,16 +574,43 @@ mod tests {
             Err(StsDiscoveryError::Multiple { records }) if records.len() == 2
         ));
         // A candidate without an id is invalid, not absent.
-        let recs = strs(&["v=STSv1"]);
+        let recs = strs(&["v=STSv1;"]);
         assert_eq!(
             select_sts_record(&recs),
             Err(StsDiscoveryError::Invalid {
-                raw: "v=STSv1".into(),
+                raw: "v=STSv1;".into(),
                 error: StsRecordError::MissingId
             })
         );
+        // Not beginning with "v=STSv1;": discarded before counting.
         let recs = strs(&["v=STSv1 ;id=a"]);
-        assert!(select_sts_record(&recs).is_ok());
+        assert!(matches!(select_sts_record(&recs), Err(StsDiscoveryError::NoRecord { .. })));
+    }
+
+    /// Issue 15, defect 3: `{"v=STSv1", "v=STSv1; id=20240101"}` is one valid record.
+    #[test]
+    fn defect_3_records_not_beginning_with_version_semicolon_are_discarded_before_counting() {
+        let recs = strs(&["v=STSv1", "v=STSv1; id=20240101"]);
+        let d = select_sts_record(&recs).unwrap();
+        assert_eq!(d.record.value.id().as_str(), "20240101");
+        assert_eq!(d.discarded, strs(&["v=STSv1"]));
+        let recs = strs(&["v=STSv1 ; id=a", "v=STSv1;id=b", "v=STSv1\tid=c"]);
+        assert_eq!(select_sts_record(&recs).unwrap().record.value.id().as_str(), "b");
+    }
+
+    /// Issue 15, defect 3: a second `id=` that is not `1*32(ALPHA / DIGIT)` is an extension.
+    #[test]
+    fn defect_3_second_invalid_id_is_an_extension() {
+        let p = ok("v=STSv1; id=abc; id=not-an-id!");
+        assert_eq!(p.value.id().as_str(), "abc");
+        assert_eq!(p.value.extensions().len(), 1);
+        assert!(p.has_warning("sts-duplicate-id"));
+        // The first id must still be valid.
+        assert!(StsRecord::parse("v=STSv1; id=not-an-id!; id=abc").is_err());
+        // A second valid id is ignored with a warning, as before.
+        let p = ok("v=STSv1; id=abc; id=def");
+        assert_eq!(p.value.id().as_str(), "abc");
+        assert!(p.value.extensions().is_empty());
     }
 
     #[test]

@@ -51,12 +51,12 @@ async fn json_doc_describes_every_key_the_output_has() {
     let checker = crate::support::checker_for(&world);
     let mut sink = mtasts_check::render::JsonRenderer::default();
     let domains = scenarios.iter().map(Scenario::domain).collect();
-    let code = checker.check_all(domains, 4, &mut sink).await;
+    let Ok(code) = checker.check_all(domains, 4, &mut sink).await;
     let mut out = Vec::new();
     sink.finish(&mut out).unwrap();
     let doc: serde_json::Value = serde_json::from_slice(&out).unwrap();
     assert_eq!(doc["schema"], mtasts_check::JSON_SCHEMA_VERSION);
-    assert_eq!(doc["exit_code"], u64::from(code));
+    assert_eq!(doc["exit_code"], u64::from(code.code()));
     assert_eq!(doc["domains"].as_array().unwrap().len(), scenarios.len());
     let mut keys = std::collections::BTreeSet::new();
     collect_keys(&doc, &mut keys);

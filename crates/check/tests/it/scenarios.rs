@@ -124,7 +124,9 @@ async fn uncovered_mx_gets_the_corrected_policy() {
     let (_world, r) = run(Scenario::MxNotCovered).await;
     let f = r.findings.iter().find(|f| f.code == C::MxNotCovered).unwrap();
     assert_eq!(f.subject.as_deref(), Some("backup.mx-not-covered.test"));
-    assert!(f.fix.as_deref().unwrap().contains("mx: backup.mx-not-covered.test"));
+    let fix = f.fix.as_ref().unwrap();
+    assert!(fix.text().contains("mx: backup.mx-not-covered.test"));
+    assert_eq!(fix.policy(), r.suggestions.policy.as_deref());
     let policy = r.suggestions.policy.as_deref().expect("amended policy");
     let parsed = mtasts_proto::Policy::parse(policy).unwrap().value;
     assert!(parsed.matching_pattern("backup.mx-not-covered.test").is_some());
@@ -159,7 +161,7 @@ async fn every_scenario_in_one_world_concurrently() {
     let started = std::time::Instant::now();
     let mut reports: Vec<mtasts_check::DomainReport> = Vec::new();
     let domains: Vec<String> = Scenario::ALL.iter().map(Scenario::domain).collect();
-    checker.check_all(domains.clone(), 16, &mut reports).await;
+    let Ok(_) = checker.check_all(domains.clone(), 16, &mut reports).await;
     assert_eq!(reports.len(), domains.len());
     for (r, d) in reports.iter().zip(&domains) {
         assert_eq!(&r.input, d, "reports come back in input order");
@@ -167,4 +169,84 @@ async fn every_scenario_in_one_world_concurrently() {
     let good = reports.iter().find(|r| r.input == "good.test").unwrap();
     nothing_worse_than(good, Severity::Info, &[]);
     assert!(started.elapsed() < std::time::Duration::from_secs(60), "took {:?}", started.elapsed());
+}
+
+/// Issue 15, defect 4: the text output prints a fix's policy and records so that the pasted
+/// text parses with the project's own parsers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn defect_4_pasted_fixes_parse() {
+    use mtasts_check::render::{END_CAPTION, POLICY_CAPTION, RECORDS_CAPTION, TextRenderer};
+    for scenario in [Scenario::MxNotCovered, Scenario::NoMtaSts, Scenario::PolicyModeTesting] {
+        let (_world, r) = run(scenario).await;
+        let mut out = Vec::new();
+        let mut sink = TextRenderer::new(&mut out, false);
+        mtasts_check::Sink::report(&mut sink, &r).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        let block = |caption: &str| -> Vec<String> {
+            let mut blocks = Vec::new();
+            let mut rest = text.as_str();
+            while let Some(start) = rest.find(caption) {
+                let after = &rest[start + caption.len()..];
+                let after = &after[after.find('\n').unwrap() + 1..];
+                let end = after.find(&format!("          {END_CAPTION}\n")).unwrap();
+                blocks.push(after[..end].to_owned());
+                rest = &after[end..];
+            }
+            blocks
+        };
+        let policies = block(POLICY_CAPTION);
+        assert!(!policies.is_empty(), "{scenario:?}: no policy printed:\n{text}");
+        for pasted in policies {
+            let p = mtasts_proto::Policy::parse(&pasted).unwrap_or_else(|e| {
+                panic!("{scenario:?}: pasted policy does not parse: {e}\n{pasted}")
+            });
+            assert!(!p.value.mx().is_empty());
+        }
+        for pasted in block(RECORDS_CAPTION) {
+            for line in pasted.lines() {
+                assert!(!line.starts_with(char::is_whitespace), "indented zone-file line {line:?}");
+                let value = line.split('"').nth(1).unwrap();
+                assert!(
+                    mtasts_proto::StsRecord::parse(value).is_ok()
+                        || mtasts_proto::TlsRptRecord::parse(value).is_ok(),
+                    "{line}"
+                );
+            }
+        }
+    }
+}
+
+/// A sink that says stop ends the check: no further reports, and checks in flight are dropped
+/// (here a policy host that never answers would otherwise hold the run for its timeout).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sink_that_stops_ends_the_run() {
+    struct First(Vec<String>);
+    impl mtasts_check::Sink for First {
+        type Error = std::convert::Infallible;
+        fn report(&mut self, r: &mtasts_check::DomainReport) -> Result<bool, Self::Error> {
+            self.0.push(r.input.clone());
+            Ok(false)
+        }
+    }
+    let world = mtasts_testkit::World::builder()
+        .scenario(Scenario::Good)
+        .scenario(Scenario::HttpsHang)
+        .build()
+        .await;
+    let checker = crate::support::checker_for(&world);
+    let mut sink = First(Vec::new());
+    let started = std::time::Instant::now();
+    let domains =
+        vec![Scenario::Good.domain(), Scenario::HttpsHang.domain(), Scenario::HttpsHang.domain()];
+    let Ok(status) = checker.check_all(domains, 2, &mut sink).await;
+    let stopped_after = started.elapsed();
+    assert_eq!(sink.0, [Scenario::Good.domain()]);
+    assert_eq!(status, mtasts_check::ExitStatus::Clean);
+    // One hanging fetch would take the fetch timeout; stopping must not wait for it.
+    let (_, hang) = run(Scenario::HttpsHang).await;
+    assert!(
+        u128::from(hang.elapsed_ms) > stopped_after.as_millis() * 4,
+        "stopping took {stopped_after:?}, a hanging check {} ms",
+        hang.elapsed_ms
+    );
 }

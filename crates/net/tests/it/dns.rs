@@ -1,6 +1,7 @@
 //! The DNS client against the in-process authoritative server.
 
-use mtasts_net::dns::{DnsError, MxRecord, resolve_mx};
+use mtasts_net::dns::{DnsError, resolve_mx};
+use mtasts_proto::{DomainName, MxKind, MxRecord};
 use mtasts_testkit::{Scenario, World};
 
 use crate::dns_for;
@@ -55,8 +56,9 @@ async fn mx_sorted_and_implicit_mx_fallback() {
         .build()
         .await;
     let dns = dns_for(&world);
-    let set = resolve_mx(dns.as_ref(), "mx-not-covered.test").await.unwrap();
-    assert!(!set.implicit && !set.null_mx);
+    let name = |s: &str| DomainName::parse_ascii(s).unwrap();
+    let set = resolve_mx(dns.as_ref(), &name("mx-not-covered.test")).await.unwrap();
+    assert_eq!(set.kind, MxKind::Explicit);
     assert_eq!(
         set.hosts,
         vec![
@@ -65,10 +67,10 @@ async fn mx_sorted_and_implicit_mx_fallback() {
         ]
     );
     // RFC 5321 §5.1: no MX RRset, but an address → the domain itself, preference 0.
-    let set = resolve_mx(dns.as_ref(), "implicit-mx.test").await.unwrap();
-    assert!(set.implicit);
+    let set = resolve_mx(dns.as_ref(), &name("implicit-mx.test")).await.unwrap();
+    assert_eq!(set.kind, MxKind::Implicit);
     assert_eq!(set.hosts, vec![MxRecord { preference: 0, exchange: "implicit-mx.test".into() }]);
-    let err = resolve_mx(dns.as_ref(), "nonexistent.test").await.unwrap_err();
+    let err = resolve_mx(dns.as_ref(), &name("nonexistent.test")).await.unwrap_err();
     assert!(err.is_nx_domain());
 }
 

@@ -12,7 +12,8 @@ async fn fetch(scenario: Scenario) -> (World, Result<mtasts_net::FetchedPolicy, 
     let config = config_for(&world);
     let fetcher =
         PolicyFetcher::new(&config, config.trust.load().unwrap(), dns_for(&world)).unwrap();
-    let result = fetcher.fetch(&scenario.domain()).await;
+    let result =
+        fetcher.fetch(&mtasts_proto::DomainName::parse_ascii(&scenario.domain()).unwrap()).await;
     (world, result)
 }
 
