@@ -177,3 +177,32 @@ async fn demo_lists_every_scenario() {
         assert!(listed.contains(&s.domain()), "{} missing from demo --list", s.name());
     }
 }
+
+/// `mtasts check a b c | head -1`: when the reader goes away, the check stops at the next
+/// write and exits quietly with status 0 (as ripgrep does), instead of checking every domain
+/// and exiting 2.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn broken_pipe_stops_quietly() {
+    use tokio::io::AsyncBufReadExt;
+    let w = world(&[Scenario::Good, Scenario::HttpsHang]).await;
+    let started = std::time::Instant::now();
+    let mut child = command(&w)
+        .args(["--concurrency", "1", "good.test"])
+        .args(["https-hang.test"; 3])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let mut first = String::new();
+    tokio::io::BufReader::new(stdout).read_line(&mut first).await.unwrap();
+    assert!(first.starts_with("good.test: all good"), "{first}");
+    // The reader is gone now (dropped with the BufReader).
+    let out = child.wait_with_output().await.unwrap();
+    let elapsed = started.elapsed();
+    assert_eq!(out.status.code(), Some(0), "stderr: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(out.stderr.is_empty(), "stderr: {}", String::from_utf8_lossy(&out.stderr));
+    // Three hanging policy hosts in a row take 3 x the 3 s fetch timeout; stopping at the first
+    // failed write takes one.
+    assert!(elapsed < std::time::Duration::from_secs(7), "took {elapsed:?}");
+}
