@@ -23,7 +23,7 @@ pub mod readiness;
 pub mod tlsrpt;
 pub mod txt;
 
-use mtasts_proto::{CertificateProblem, Policy};
+use mtasts_proto::{CertificateProblem, Policy, Warning};
 use time::OffsetDateTime;
 
 use crate::finding::{Code, Finding};
@@ -68,6 +68,16 @@ pub(crate) struct Judging<'a> {
 impl Judging<'_> {
     pub(crate) fn push(&mut self, finding: Finding) {
         self.out.push(finding);
+    }
+
+    /// One finding per parser warning: "line N: message [warning-code]".
+    pub(crate) fn push_warnings(&mut self, code: Code, warnings: &[Warning], subject: &str) {
+        for w in warnings {
+            let at = w.line.map(|l| format!("line {l}: ")).unwrap_or_default();
+            self.push(
+                Finding::new(code, format!("{at}{} [{}]", w.message, w.code)).subject(subject),
+            );
+        }
     }
 
     /// MX host names, in preference order (empty when the MX lookup failed).

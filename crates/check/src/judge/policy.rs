@@ -81,13 +81,7 @@ pub(crate) fn judge(j: &mut Judging<'_>, sts: &StsState) -> Option<Policy> {
             return None;
         }
     };
-    for w in &parsed.warnings {
-        let at = w.line.map(|l| format!("line {l}: ")).unwrap_or_default();
-        j.push(
-            Finding::new(Code::PolicyWarning, format!("{at}{} [{}]", w.message, w.code))
-                .subject(&url),
-        );
-    }
+    j.push_warnings(Code::PolicyWarning, &parsed.warnings, &url);
     let policy = parsed.value;
     let view = &mut j.out.report.policy;
     view.mode = Some(policy.mode().to_string());

@@ -24,12 +24,7 @@ pub(crate) fn judge(j: &mut Judging<'_>) {
     let receives_mail = !matches!(&j.obs.mx, Ok(set) if set.kind == MxKind::Null);
     match select_tlsrpt_record(&records) {
         Ok(found) => {
-            for w in &found.record.warnings {
-                j.push(
-                    Finding::new(Code::TlsRptWarning, format!("{} [{}]", w.message, w.code))
-                        .subject(&name),
-                );
-            }
+            j.push_warnings(Code::TlsRptWarning, &found.record.warnings, &name);
             j.push(Finding::new(Code::TlsRptOk, format!("\"{}\"", found.raw)).subject(&name));
             j.out.report.tlsrpt_record = Some(found.raw);
         }

@@ -45,12 +45,7 @@ pub(crate) fn judge(j: &mut Judging<'_>) -> StsState {
             for discarded in &found.discarded {
                 note_discarded(j, &name, discarded);
             }
-            for w in &found.record.warnings {
-                j.push(
-                    Finding::new(Code::StsTxtWarning, format!("{} [{}]", w.message, w.code))
-                        .subject(&name),
-                );
-            }
+            j.push_warnings(Code::StsTxtWarning, &found.record.warnings, &name);
             j.push(Finding::new(Code::StsTxtOk, format!("\"{}\"", found.raw)).subject(&name));
             j.out.report.sts_record = Some(found.raw);
             StsState::Valid(found.record.value.id().clone())
