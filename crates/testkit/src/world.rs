@@ -185,6 +185,8 @@ pub struct DomainSpec {
     pub silent: Vec<String>,
     /// An A record at `<name>` itself with an SMTP server behind it.
     pub implicit_mx: Option<ImplicitMx>,
+    /// Publish the RFC 7505 null MX `0 .` (besides any `mx` records).
+    pub null_mx: bool,
     /// CNAME RRs: (owner, target). No automatic A record is added at an owner.
     pub cnames: Vec<(String, String)>,
     /// Names given an A record to the HTTPS server's address (e.g. CNAME targets).
@@ -375,6 +377,10 @@ scenarios! {
     MxUnreachable => "mx-unreachable",
     /// No MX RRset; the domain's own A record runs SMTP (RFC 5321 implicit MX); policy `mx: <d>`.
     ImplicitMx => "implicit-mx",
+    /// Only the null MX `0 .` (RFC 7505), no MTA-STS, no TLS-RPT: a domain that takes no mail.
+    NullMx => "null-mx",
+    /// The null MX `0 .` beside a real MX, which RFC 7505 §3 forbids; policy as `good`.
+    NullMxMixed => "null-mx-mixed",
     /// No TLS-RPT record.
     TlsrptMissing => "tlsrpt-missing",
     /// `v=TLSRPTv1; rua=ftp://x`: only mailto: and https: are allowed (RFC 8460 §3).
@@ -533,6 +539,14 @@ impl Scenario {
                     Some(ImplicitMx { smtp: Some(SmtpKind::StartTls), cert: CertKind::Valid });
                 s = s.with_policy(enforce(&[d]));
             }
+            Self::NullMx => {
+                s.mx.clear();
+                s.null_mx = true;
+                s.sts_txt.clear();
+                s.policy_host = PolicyHost::Absent;
+                s.tlsrpt_txt.clear();
+            }
+            Self::NullMxMixed => s.null_mx = true,
             Self::TlsrptMissing => s.tlsrpt_txt.clear(),
             Self::TlsrptInvalid => s.tlsrpt_txt = vec![strings(&["v=TLSRPTv1; rua=ftp://x"])],
             Self::TlsrptDuplicate => {
@@ -990,6 +1004,10 @@ pub(crate) fn fill_zone(
         }
         for mx in &spec.mx {
             zone.mx(&d, mx.preference, &mx.host);
+        }
+        if spec.null_mx {
+            // RFC 7505 §3: preference 0, exchange the root.
+            zone.mx(&d, 0, ".");
         }
         for txt in &spec.tlsrpt_txt {
             zone.txt(&format!("_smtp._tls.{d}"), &txt_refs(txt));

@@ -76,6 +76,12 @@ scenario!(tlsrpt_invalid, Scenario::TlsrptInvalid, exit 1, [(C::TlsRptInvalid, E
 scenario!(tlsrpt_duplicate, Scenario::TlsrptDuplicate, exit 1, [(C::TlsRptMultiple, E)]);
 scenario!(dane_tlsa, Scenario::DaneTlsa, exit 0, [(C::DaneTlsa, I), (C::MxTlsOk, O)]);
 scenario!(dns_servfail, Scenario::DnsServfail, exit 2, [(C::StsTxtDnsError, E)], absent [C::StsNotDeployed]);
+// Issue 15, defect 1, end to end through the DNS server: a null-MX domain is not told to
+// deploy anything; a null MX among real ones is an error, and the root is never an MX host.
+scenario!(defect_1_null_mx, Scenario::NullMx, exit 0, [(C::MxNull, I)],
+    absent [C::StsNotDeployed, C::TlsRptMissing, C::MxHostUnresolvable, C::MxNotCovered]);
+scenario!(defect_1_null_mx_mixed, Scenario::NullMxMixed, exit 1, [(C::MxNullMixed, E), (C::MxCovered, O), (C::MxTlsOk, O)],
+    absent [C::MxHostUnresolvable, C::MxNotCovered, C::MxUnreachable]);
 scenario!(dns_timeout, Scenario::DnsTimeout, exit 2, [(C::StsTxtDnsError, E)], absent [C::StsNotDeployed]);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
