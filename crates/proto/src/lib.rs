@@ -13,6 +13,8 @@
 //! | [`sts_record`] | RFC 8461 §3.1 (`_mta-sts` TXT record) |
 //! | [`policy`] | RFC 8461 §3.2 (policy file, its `text/plain` media type), §4.1 (MX matching) |
 //! | [`mx`] | RFC 5321 §5.1 (explicit and implicit MX), RFC 7505 (null MX) |
+//! | [`socketmap`] | Postfix socketmap netstrings; TLS policy keys (RFC 8461 §3.4) |
+//! | [`postfix`] | Postfix TLS policy answers for a policy (RFC 8461 §4.1, §5, §7.1) |
 //! | [`generate`] | RFC 8461 §3.1, §3.2, §8.1, RFC 8460 §3 (records and policies to publish) |
 //! | [`tlsrpt_record`] | RFC 8460 §3 (`_smtp._tls` TXT record) |
 //! | [`result_type`] | RFC 8460 §4.3 (result types) |
@@ -26,8 +28,10 @@ pub mod domain;
 pub mod generate;
 pub mod mx;
 pub mod policy;
+pub mod postfix;
 pub mod report;
 pub mod result_type;
+pub mod socketmap;
 pub mod sts_record;
 pub mod tlsrpt_record;
 

@@ -1,0 +1,266 @@
+//! What a Postfix `smtp_tls_policy_maps` lookup answers for an MTA-STS policy (the TLS policy
+//! table grammar of postconf(5) and TLS_README, and the Postfix ≥ 3.10 TLSRPT attributes of
+//! TLSRPT_README). Pure: the caller supplies the policy and the live MX names.
+//!
+//! RFC 8461 §5: under `enforce` a sender "MUST NOT deliver" to an MX host that fails the MX match
+//! or certificate validation; `testing` delivers anyway; `none` is no policy. Postfix's `secure`
+//! level checks the server certificate against the `match=` names.
+//!
+//! Exact §4.1 matching: Postfix < 3.10 reads a `match=` entry `.example.com` as "any number of
+//! labels followed by `.example.com`", wider than RFC 8461 §4.1 where `*.example.com` covers
+//! exactly one label. So a wildcard pattern is answered as the live MX names it matches (each
+//! exactly one label below the pattern's domain); the `.example.com` form is kept only as a
+//! compatibility option ([`ZoneOptions::wildcard_dot`]). An answer never has an empty `match=`:
+//! when no MX host can be matched under `enforce`, the answer is `TEMP` (mail waits in the queue,
+//! RFC 8461 §5.1: treat as transient) rather than a `match=` Postfix would read as "anything".
+
+use std::fmt;
+
+use crate::domain::DomainName;
+use crate::policy::{Mode, Policy};
+use crate::socketmap::REPLY_MAX_BYTES;
+
+/// Per-zone choices (the socketmap name selects a zone; the names follow
+/// postfix-mta-sts-resolver's configuration keys).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ZoneOptions {
+    /// Enforce `mode: testing` policies too (`strict_testing`).
+    pub strict_testing: bool,
+    /// Add `servername=hostname` (RFC 8461 §7.1: SNI is the MX name). Postfix < 3.4 rejects the
+    /// attribute (`require_sni: false` there).
+    pub require_sni: bool,
+    /// Add the Postfix ≥ 3.10 TLSRPT attributes (`tlsrpt`); Postfix ≤ 3.9 rejects them.
+    pub tlsrpt: bool,
+    /// Answer `*.example.com` as `.example.com` (postfix-mta-sts-resolver's form), which Postfix
+    /// < 3.10 matches at any depth. Off by default.
+    pub wildcard_dot: bool,
+}
+
+impl Default for ZoneOptions {
+    fn default() -> Self {
+        Self { strict_testing: false, require_sni: true, tlsrpt: false, wildcard_dot: false }
+    }
+}
+
+/// A lookup answer.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Answer {
+    /// Verified TLS to a host whose certificate matches one of `matches`.
+    Secure {
+        /// Host names (or `.domain` in the compatibility form), never empty.
+        matches: Vec<String>,
+        /// `servername=hostname`.
+        servername: bool,
+        /// The TLSRPT attributes, when asked for.
+        tlsrpt: Option<TlsRptAttributes>,
+    },
+    /// No policy applies: Postfix uses its default TLS level.
+    NotFound,
+    /// Defer the mail and look again later (the reason is logged by Postfix).
+    Temp(String),
+}
+
+/// The Postfix ≥ 3.10 TLSRPT attributes of an STS answer.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TlsRptAttributes {
+    /// `policy_domain`.
+    pub domain: String,
+    /// `mx_host_pattern`, one per `mx:` line, in policy order.
+    pub mx_patterns: Vec<String>,
+    /// `policy_string`, one per policy line, in policy order (RFC 8460 §4.4).
+    pub policy_strings: Vec<String>,
+}
+
+/// Decides the answer for `domain`'s `policy`, given the MX names the DNS has now.
+pub fn answer(
+    domain: &DomainName,
+    policy: &Policy,
+    live_mx: &[String],
+    options: ZoneOptions,
+) -> Answer {
+    match policy.mode() {
+        Mode::None => return Answer::NotFound,
+        Mode::Testing if !options.strict_testing => return Answer::NotFound,
+        _ => {}
+    }
+    let mut matches: Vec<String> = Vec::new();
+    let mut add = |name: String| {
+        if !matches.contains(&name) {
+            matches.push(name);
+        }
+    };
+    for pattern in policy.mx() {
+        if !pattern.is_wildcard() {
+            add(pattern.domain().as_str().to_owned());
+        } else if options.wildcard_dot {
+            add(format!(".{}", pattern.domain().as_str()));
+        } else {
+            for mx in live_mx {
+                if pattern.matches(mx) {
+                    add(mx.trim_end_matches('.').to_ascii_lowercase());
+                }
+            }
+        }
+    }
+    if matches.is_empty() {
+        return Answer::Temp(format!(
+            "no MX host of {} ({}) matches its MTA-STS policy (mx: {}); mail waits until one does",
+            domain.as_str(),
+            if live_mx.is_empty() { "none found".to_owned() } else { live_mx.join(", ") },
+            policy.mx().iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
+        ));
+    }
+    let tlsrpt = options.tlsrpt.then(|| TlsRptAttributes {
+        domain: domain.as_str().to_owned(),
+        mx_patterns: policy.mx().iter().map(ToString::to_string).collect(),
+        policy_strings: policy.to_policy_lines(),
+    });
+    Answer::Secure { matches, servername: options.require_sni, tlsrpt }
+}
+
+impl Answer {
+    /// The socketmap reply payload, within [`REPLY_MAX_BYTES`]: when the TLSRPT attributes
+    /// would make it longer, they are left out; when even the bare answer is too long, `TEMP`.
+    pub fn reply(&self) -> String {
+        let text = self.to_string();
+        if text.len() <= REPLY_MAX_BYTES {
+            return text;
+        }
+        if let Self::Secure { matches, servername, tlsrpt: Some(_) } = self {
+            let bare =
+                Self::Secure { matches: matches.clone(), servername: *servername, tlsrpt: None };
+            let text = bare.to_string();
+            if text.len() <= REPLY_MAX_BYTES {
+                return text;
+            }
+        }
+        "TEMP the policy answer is longer than Postfix accepts (100000 bytes)".to_owned()
+    }
+}
+
+impl fmt::Display for Answer {
+    /// The reply payload: `OK secure match=a:b servername=hostname …`, `NOTFOUND `, `TEMP …`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::NotFound => f.write_str("NOTFOUND "),
+            Self::Temp(reason) => write!(f, "TEMP {reason}"),
+            Self::Secure { matches, servername, tlsrpt } => {
+                write!(f, "OK secure match={}", matches.join(":"))?;
+                if *servername {
+                    f.write_str(" servername=hostname")?;
+                }
+                if let Some(t) = tlsrpt {
+                    write!(f, " policy_type=sts policy_domain={}", t.domain)?;
+                    for p in &t.mx_patterns {
+                        write!(f, " mx_host_pattern={p}")?;
+                    }
+                    // A value with spaces goes in braces: `{ name = value }` (postconf(5)).
+                    for s in &t.policy_strings {
+                        write!(f, " {{ policy_string = {s} }}")?;
+                    }
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn domain() -> DomainName {
+        DomainName::parse_ascii("example.com").unwrap()
+    }
+
+    fn policy(mode: &str, mx: &[&str]) -> Policy {
+        let mut text = format!("version: STSv1\nmode: {mode}\n");
+        for m in mx {
+            text.push_str(&format!("mx: {m}\n"));
+        }
+        text.push_str("max_age: 604800\n");
+        Policy::parse(&text).unwrap().value
+    }
+
+    fn live(names: &[&str]) -> Vec<String> {
+        names.iter().map(|s| (*s).to_owned()).collect()
+    }
+
+    #[test]
+    fn enforce_exact_patterns() {
+        let a = answer(
+            &domain(),
+            &policy("enforce", &["mx1.example.com", "mx2.example.com"]),
+            &[],
+            ZoneOptions::default(),
+        );
+        assert_eq!(
+            a.reply(),
+            "OK secure match=mx1.example.com:mx2.example.com servername=hostname"
+        );
+    }
+
+    #[test]
+    fn wildcards_become_the_live_mx_names_one_label_deep() {
+        let p = policy("enforce", &["*.example.com"]);
+        let mx = live(&["a.example.com", "b.a.example.com", "example.com", "c.example.com"]);
+        let a = answer(&domain(), &p, &mx, ZoneOptions::default());
+        assert_eq!(a.reply(), "OK secure match=a.example.com:c.example.com servername=hostname");
+        let compat =
+            ZoneOptions { wildcard_dot: true, require_sni: false, ..ZoneOptions::default() };
+        assert_eq!(answer(&domain(), &p, &mx, compat).reply(), "OK secure match=.example.com");
+    }
+
+    #[test]
+    fn never_an_empty_match_list() {
+        let p = policy("enforce", &["*.example.com"]);
+        let a = answer(&domain(), &p, &live(&["b.a.example.com"]), ZoneOptions::default());
+        assert!(matches!(a, Answer::Temp(_)), "{a}");
+        assert!(a.reply().starts_with("TEMP no MX host of example.com (b.a.example.com)"));
+        assert!(!a.reply().contains("match="));
+    }
+
+    #[test]
+    fn testing_and_none() {
+        let t = policy("testing", &["mx.example.com"]);
+        assert_eq!(answer(&domain(), &t, &[], ZoneOptions::default()), Answer::NotFound);
+        assert_eq!(Answer::NotFound.reply(), "NOTFOUND ");
+        let strict = ZoneOptions { strict_testing: true, ..ZoneOptions::default() };
+        assert!(
+            answer(&domain(), &t, &[], strict)
+                .reply()
+                .starts_with("OK secure match=mx.example.com")
+        );
+        let n = Policy::parse("version: STSv1\nmode: none\nmax_age: 86400\n").unwrap().value;
+        assert_eq!(answer(&domain(), &n, &[], strict), Answer::NotFound);
+    }
+
+    #[test]
+    fn tlsrpt_attributes_in_policy_order() {
+        let p = policy("enforce", &["mx1.example.com", "*.example.com"]);
+        let opts = ZoneOptions { tlsrpt: true, ..ZoneOptions::default() };
+        let reply = answer(&domain(), &p, &live(&["mx2.example.com"]), opts).reply();
+        assert_eq!(
+            reply,
+            "OK secure match=mx1.example.com:mx2.example.com servername=hostname \
+             policy_type=sts policy_domain=example.com \
+             mx_host_pattern=mx1.example.com mx_host_pattern=*.example.com \
+             { policy_string = version: STSv1 } { policy_string = mode: enforce } \
+             { policy_string = mx: mx1.example.com } { policy_string = mx: *.example.com } \
+             { policy_string = max_age: 604800 }"
+        );
+    }
+
+    #[test]
+    fn reply_stays_within_postfix_limit() {
+        let names: Vec<String> = (0..2500).map(|i| format!("mx{i:04}.example.com")).collect();
+        let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+        let p = policy("enforce", &refs);
+        let opts = ZoneOptions { tlsrpt: true, ..ZoneOptions::default() };
+        let reply = answer(&domain(), &p, &[], opts).reply();
+        assert!(reply.len() <= REPLY_MAX_BYTES);
+        assert!(reply.starts_with("OK secure match=mx0000.example.com:"));
+        assert!(!reply.contains("policy_string"));
+    }
+}
