@@ -1,0 +1,13 @@
+//! The sender side of MTA-STS (RFC 8461 §5): what a sending MTA must do with a recipient
+//! domain's policy, as a Postfix `smtp_tls_policy_maps` socketmap daemon.
+//!
+//! | module | what |
+//! |---|---|
+//! | [`lifecycle`] | the policy cache's rules as pure code: TXT id tracking, `max_age`, back-off, negative cache, refresh (RFC 8461 §3.1, §3.3, §5.1, §10.2) |
+//!
+//! The socketmap wire format and the Postfix answers are pure code in `mtasts-proto`
+//! (`socketmap`, `postfix`).
+
+#![warn(missing_docs)]
+
+pub mod lifecycle;
