@@ -249,9 +249,9 @@ impl DomainState {
 
     /// Whether nothing worth keeping is left at `now` (the entry may be dropped).
     pub fn is_dead(&self, now: i64) -> bool {
-        !self.policy.as_ref().is_some_and(|c| c.is_fresh(now))
-            && !self.no_policy_until.is_some_and(|until| now < until)
-            && !self.backoff.as_ref().is_some_and(|(_, until)| now < *until)
+        self.policy.as_ref().is_none_or(|c| !c.is_fresh(now))
+            && self.no_policy_until.is_none_or(|until| now >= until)
+            && self.backoff.as_ref().is_none_or(|(_, until)| now >= *until)
     }
 
     fn use_cached(&self, source: Source) -> Decision {
