@@ -3,6 +3,9 @@
 //!
 //! | module | what |
 //! |---|---|
+//! | [`engine`] | the resolver: lifecycle driven by real DNS and HTTPS, one flight per domain, answers per zone |
+//! | [`cache`] | where domain states are kept (one trait, several backends) |
+//! | [`server`] | the socketmap server: netstrings on TCP or a unix socket, pipelined, bounded |
 //! | [`lifecycle`] | the policy cache's rules as pure code: TXT id tracking, `max_age`, back-off, negative cache, refresh (RFC 8461 §3.1, §3.3, §5.1, §10.2) |
 //!
 //! The socketmap wire format and the Postfix answers are pure code in `mtasts-proto`
@@ -10,4 +13,9 @@
 
 #![warn(missing_docs)]
 
+pub mod cache;
+pub mod engine;
 pub mod lifecycle;
+pub mod server;
+
+pub use engine::{Resolver, Zones};

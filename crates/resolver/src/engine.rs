@@ -1,0 +1,225 @@
+//! The resolver: answers Postfix TLS policy lookups from recipients' MTA-STS policies, driving
+//! [`lifecycle`](crate::lifecycle) with real DNS and HTTPS, one flight per domain.
+//!
+//! However many lookups for one domain arrive at once, one walks the lifecycle (TXT lookup,
+//! maybe a fetch) while the others wait for it and then read its result from the cache.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use async_trait::async_trait;
+use mtasts_net::PolicyFetcher;
+use mtasts_net::dns::{DnsClient, resolve_mx};
+use mtasts_proto::postfix::{Answer, ZoneOptions, answer};
+use mtasts_proto::socketmap::{PolicyKey, policy_key};
+use mtasts_proto::{DomainName, Policy, PolicyId, select_sts_record};
+
+use crate::cache::{MemoryCache, PolicyCache};
+use crate::lifecycle::{Decision, DomainState, Next, TxtOutcome};
+use crate::server::MapHandler;
+
+/// TTL assumed for a TXT answer when the DNS layer does not report one.
+pub const DEFAULT_TXT_TTL: u32 = 300;
+
+/// The zones: the socketmap name selects one (postfix-mta-sts-resolver's model); an unknown
+/// name gets the default zone.
+#[derive(Clone, Debug, Default)]
+pub struct Zones {
+    /// Options for names not listed.
+    pub default: ZoneOptions,
+    /// Options by socketmap name.
+    pub named: HashMap<String, ZoneOptions>,
+}
+
+impl Zones {
+    /// The options for socketmap name `name`.
+    pub fn get(&self, name: &str) -> ZoneOptions {
+        self.named.get(name).copied().unwrap_or(self.default)
+    }
+}
+
+/// The resolver. Cheap to share (`Arc`).
+pub struct Resolver {
+    dns: Arc<dyn DnsClient>,
+    fetcher: PolicyFetcher,
+    cache: Arc<dyn PolicyCache>,
+    zones: Zones,
+    flights: Mutex<HashMap<DomainName, Arc<tokio::sync::Mutex<()>>>>,
+    clock: fn() -> i64,
+}
+
+impl std::fmt::Debug for Resolver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Resolver").field("zones", &self.zones).finish_non_exhaustive()
+    }
+}
+
+fn system_now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+}
+
+impl Resolver {
+    /// A resolver resolving through `dns` and fetching with `fetcher`, caching in memory.
+    pub fn new(dns: Arc<dyn DnsClient>, fetcher: PolicyFetcher, zones: Zones) -> Self {
+        Self {
+            dns,
+            fetcher,
+            cache: Arc::new(MemoryCache::default()),
+            zones,
+            flights: Mutex::new(HashMap::new()),
+            clock: system_now,
+        }
+    }
+
+    /// The same resolver with another cache.
+    pub fn with_cache(mut self, cache: Arc<dyn PolicyCache>) -> Self {
+        self.cache = cache;
+        self
+    }
+
+    /// The same resolver reading the time from `clock` (Unix seconds), for tests.
+    pub fn with_clock(mut self, clock: fn() -> i64) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// The cache in use.
+    pub fn cache(&self) -> &Arc<dyn PolicyCache> {
+        &self.cache
+    }
+
+    /// The answer for `key` as map `zone` would give it.
+    pub async fn answer(&self, zone: &str, key: &str) -> Answer {
+        let options = self.zones.get(zone);
+        let domain = match policy_key(key) {
+            PolicyKey::Domain(d) => d,
+            PolicyKey::NotADomain(why) => {
+                tracing::debug!("{key:?}: {why}: NOTFOUND");
+                return Answer::NotFound;
+            }
+        };
+        match self.decide(&domain).await {
+            Decision::Policy { policy, .. } => {
+                let live = self.live_mx(&domain, &policy, options).await;
+                answer(&domain, &policy, &live, options)
+            }
+            Decision::NoPolicy(_) => Answer::NotFound,
+            Decision::Temporary(reason) => Answer::Temp(reason),
+        }
+    }
+
+    /// The MX names a wildcard pattern is matched against (only looked up when needed).
+    async fn live_mx(
+        &self,
+        domain: &DomainName,
+        policy: &Policy,
+        options: ZoneOptions,
+    ) -> Vec<String> {
+        if options.wildcard_dot || !policy.mx().iter().any(mtasts_proto::MxPattern::is_wildcard) {
+            return Vec::new();
+        }
+        match resolve_mx(self.dns.as_ref(), domain).await {
+            Ok(set) => set.names(),
+            Err(e) => {
+                tracing::info!("{}: MX lookup for wildcard matching failed: {e}", domain.as_str());
+                Vec::new()
+            }
+        }
+    }
+
+    /// Walks the lifecycle for `domain`: one flight per domain at a time.
+    pub async fn decide(&self, domain: &DomainName) -> Decision {
+        let flight = {
+            let mut flights = self.flights.lock().unwrap_or_else(PoisonError::into_inner);
+            flights.entry(domain.clone()).or_default().clone()
+        };
+        let decision = {
+            let _turn = flight.lock().await;
+            self.walk(domain).await
+        };
+        let mut flights = self.flights.lock().unwrap_or_else(PoisonError::into_inner);
+        // The map's own reference and ours: nobody else waits, drop the entry.
+        if Arc::strong_count(&flight) <= 2 {
+            flights.remove(domain);
+        }
+        decision
+    }
+
+    async fn walk(&self, domain: &DomainName) -> Decision {
+        let now = (self.clock)();
+        let mut state = match self.cache.get(domain).await {
+            Ok(s) => s.unwrap_or_default(),
+            Err(e) => {
+                tracing::warn!("policy cache: {e}; continuing without the cached entry");
+                DomainState::default()
+            }
+        };
+        let before = state.clone();
+        let mut next = state.on_lookup(now);
+        let decision = loop {
+            next = match next {
+                Next::Decided(d) => break d,
+                Next::LookUpTxt => {
+                    let txt = self.txt(domain).await;
+                    state.on_txt(txt, now)
+                }
+                Next::Fetch(id) => {
+                    let result = self.fetch(domain).await;
+                    if let Err(reason) = &result {
+                        tracing::info!("{}: policy fetch failed: {reason}", domain.as_str());
+                    }
+                    break state.on_fetch(id, result, now);
+                }
+            };
+        };
+        if state != before {
+            let stored = if state.is_dead(now) {
+                self.cache.remove(domain).await
+            } else {
+                self.cache.put(domain, &state).await
+            };
+            if let Err(e) = stored {
+                tracing::warn!(
+                    "policy cache: {e}; the entry for {} was not saved",
+                    domain.as_str()
+                );
+            }
+        }
+        decision
+    }
+
+    async fn txt(&self, domain: &DomainName) -> TxtOutcome {
+        match self.dns.txt(&domain.mta_sts_txt_name()).await {
+            Ok(answer) => match select_sts_record(&answer.records) {
+                Ok(found) => {
+                    TxtOutcome::Record { id: found.record.value.id().clone(), ttl: DEFAULT_TXT_TTL }
+                }
+                Err(_) => TxtOutcome::NoRecord { negative_ttl: None },
+            },
+            Err(e) if e.is_not_found() => TxtOutcome::NoRecord { negative_ttl: None },
+            Err(e) => TxtOutcome::DnsFailed(e.to_string()),
+        }
+    }
+
+    async fn fetch(&self, domain: &DomainName) -> Result<Policy, String> {
+        let fetched = self.fetcher.fetch(domain).await.map_err(|e| e.to_string())?;
+        Policy::parse_bytes(&fetched.body).map(|p| p.value).map_err(|e| e.to_string())
+    }
+}
+
+#[async_trait]
+impl MapHandler for Resolver {
+    async fn lookup(&self, name: &str, key: &str) -> String {
+        let reply = self.answer(name, key).await.reply();
+        tracing::debug!("{name} {key} -> {reply}");
+        reply
+    }
+}
+
+/// For tests and `query`: the policy id a state was fetched under.
+pub fn cached_id(state: &DomainState) -> Option<&PolicyId> {
+    state.policy.as_ref().map(|c| &c.id)
+}

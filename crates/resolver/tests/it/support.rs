@@ -1,0 +1,88 @@
+//! A resolver pointed at a test world, served on a loopback port, and a socketmap client.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use mtasts_net::{HickoryDns, NetConfig, PolicyFetcher, Timeouts, TrustRoots};
+use mtasts_proto::socketmap;
+use mtasts_resolver::server::{Listener, ServerConfig, Shutdown, serve};
+use mtasts_resolver::{Resolver, Zones};
+use mtasts_testkit::World;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+pub(crate) fn resolver_for(world: &World, zones: Zones) -> Resolver {
+    mtasts_net::install_crypto_provider();
+    let config = NetConfig {
+        dns_servers: vec![world.dns_addr()],
+        trust: TrustRoots::PemFile(world.ca_pem_path().to_path_buf()),
+        https_port: world.https_port(),
+        smtp_port: world.smtp_port(),
+        timeouts: Timeouts::fast(),
+        ehlo_name: "tests.mtasts.test".into(),
+    };
+    let dns = Arc::new(HickoryDns::new(&config.dns_servers, config.timeouts.dns).unwrap());
+    let roots = config.trust.load().unwrap();
+    let fetcher = PolicyFetcher::new(&config, roots, dns.clone()).unwrap();
+    Resolver::new(dns, fetcher, zones)
+}
+
+/// Serves `resolver` on a free loopback port; the server stops when the sender is dropped.
+pub(crate) async fn serve_on_loopback(
+    resolver: Resolver,
+) -> (SocketAddr, tokio::sync::watch::Sender<bool>, tokio::task::JoinHandle<std::io::Result<()>>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (tx, shutdown) = Shutdown::new();
+    let task = tokio::spawn(serve(
+        Listener::Tcp(listener),
+        Arc::new(resolver),
+        ServerConfig::default(),
+        shutdown,
+    ));
+    (addr, tx, task)
+}
+
+/// A socketmap client on one connection.
+pub(crate) struct Client {
+    stream: TcpStream,
+    buf: Vec<u8>,
+}
+
+impl Client {
+    pub(crate) async fn connect(addr: SocketAddr) -> Self {
+        Self { stream: TcpStream::connect(addr).await.unwrap(), buf: Vec::new() }
+    }
+
+    pub(crate) async fn send_raw(&mut self, bytes: &[u8]) {
+        self.stream.write_all(bytes).await.unwrap();
+    }
+
+    /// The next reply, or `None` when the server closed the connection.
+    pub(crate) async fn reply(&mut self) -> Option<String> {
+        loop {
+            if let Some(frame) = socketmap::decode(&self.buf, socketmap::REPLY_MAX_BYTES).unwrap() {
+                let text = String::from_utf8(self.buf[frame.payload.clone()].to_vec()).unwrap();
+                self.buf.drain(..frame.consumed);
+                return Some(text);
+            }
+            let mut chunk = [0u8; 4096];
+            let n = tokio::time::timeout(
+                std::time::Duration::from_secs(20),
+                self.stream.read(&mut chunk),
+            )
+            .await
+            .expect("a reply within 20 s")
+            .unwrap();
+            if n == 0 {
+                return None;
+            }
+            self.buf.extend_from_slice(&chunk[..n]);
+        }
+    }
+
+    pub(crate) async fn query(&mut self, name: &str, key: &str) -> String {
+        self.send_raw(&socketmap::encode(&format!("{name} {key}"))).await;
+        self.reply().await.expect("a reply")
+    }
+}
