@@ -7,6 +7,7 @@
 mod check;
 mod demo;
 mod net_args;
+mod resolver;
 mod scan;
 
 use std::process::ExitCode;
@@ -31,6 +32,12 @@ enum Command {
     /// Check whole domain lists: fast, polite, resumable, with adoption statistics, CSV/JSON
     /// lines and an HTML report. `mtasts scan diff A B` compares two runs.
     Scan(Box<scan::ScanArgs>),
+    /// The Postfix MTA-STS policy daemon (socketmap): outbound mail to MTA-STS domains goes
+    /// only over verified TLS to the MX hosts their policy allows.
+    ///
+    /// main.cf: `smtp_tls_policy_maps = socketmap:inet:127.0.0.1:8461:postfix`.
+    /// `mtasts resolver query DOMAIN` prints what it would answer.
+    Resolver(Box<resolver::ResolverArgs>),
     /// Start a self-contained test world on loopback (DNS, HTTPS policy hosts, SMTP servers)
     /// and check every scenario in it: what `check` says about each classic mistake.
     Demo(demo::DemoArgs),
@@ -55,6 +62,7 @@ fn main() -> ExitCode {
             Command::Check(args) => check::run(args).await,
             Command::Demo(args) => demo::run(args).await,
             Command::Scan(args) => scan::run(*args).await,
+            Command::Resolver(args) => resolver::run(*args).await,
         }
     });
     match result {

@@ -61,7 +61,32 @@ fn system_now() -> i64 {
         .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
 }
 
+/// Why a resolver could not be built.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SetupError {
+    /// Trust roots could not be loaded.
+    #[error(transparent)]
+    Trust(#[from] mtasts_net::trust::TrustError),
+    /// The DNS client could not be built.
+    #[error(transparent)]
+    Dns(#[from] mtasts_net::DnsError),
+    /// The HTTPS client could not be built.
+    #[error(transparent)]
+    Fetch(#[from] mtasts_net::FetchError),
+}
+
 impl Resolver {
+    /// A resolver for the network described by `config` (DNS servers, trust roots, ports,
+    /// timeouts), caching in memory.
+    pub fn from_config(config: &mtasts_net::NetConfig, zones: Zones) -> Result<Self, SetupError> {
+        let dns: Arc<dyn DnsClient> =
+            Arc::new(mtasts_net::HickoryDns::new(&config.dns_servers, config.timeouts.dns)?);
+        let roots = config.trust.load()?;
+        let fetcher = PolicyFetcher::new(config, roots, dns.clone())?;
+        Ok(Self::new(dns, fetcher, zones))
+    }
+
     /// A resolver resolving through `dns` and fetching with `fetcher`, caching in memory.
     pub fn new(dns: Arc<dyn DnsClient>, fetcher: PolicyFetcher, zones: Zones) -> Self {
         Self {
