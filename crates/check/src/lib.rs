@@ -12,7 +12,6 @@ pub mod engine;
 pub mod finding;
 pub mod render;
 pub mod report;
-pub mod scan;
 pub mod suggest;
 
 pub use engine::{CheckOptions, Checker, SetupError};

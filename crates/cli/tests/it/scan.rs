@@ -68,7 +68,7 @@ async fn csv_jsonl_summary_and_garbage_input() {
     assert!(lines.next().unwrap().starts_with("domain,category,grade,"));
     let rows: HashMap<String, Vec<String>> = lines
         .map(|l| {
-            let f = mtasts_check::scan::input::csv_fields(l);
+            let f = mtasts_scan::input::csv_fields(l);
             (f[0].clone(), f)
         })
         .collect();

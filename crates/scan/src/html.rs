@@ -14,7 +14,7 @@ use std::fmt::Write as _;
 
 use mtasts_store::{Category, Grade, ResultRow};
 
-use super::summary::{ProviderStats, Summary};
+use crate::summary::{ProviderStats, Summary};
 
 /// What the report says about the run itself.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -987,7 +987,7 @@ const SCRIPT: &str = r#"(function () {
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
-    use crate::scan::summary::SummaryBuilder;
+    use crate::summary::SummaryBuilder;
 
     fn row(
         domain: &str,

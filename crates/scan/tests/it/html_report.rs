@@ -9,8 +9,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
-use mtasts_check::scan::html::{ReportMeta, render};
-use mtasts_check::scan::summary::SummaryBuilder;
+use mtasts_scan::html::{ReportMeta, render};
+use mtasts_scan::summary::SummaryBuilder;
 use mtasts_store::{Category, Grade, ResultRow};
 
 const TIMEOUT: Duration = Duration::from_secs(60);

@@ -17,9 +17,9 @@ use futures::stream::FuturesUnordered;
 use mtasts_store::{ResultRow, RunId, ScanStore, StoreError};
 use tokio::sync::mpsc;
 
-use crate::engine::Checker;
-use crate::scan::input::{InputError, InputLine};
-use crate::scan::row::result_row;
+use crate::input::{InputError, InputLine};
+use crate::row::result_row;
+use mtasts_check::Checker;
 
 /// Results are written at least this often.
 pub const WRITE_INTERVAL: Duration = Duration::from_millis(200);
