@@ -101,7 +101,7 @@ async fn postgres_backend_and_bad_database() {
     assert_eq!(store.backend(), Backend::Postgres);
     store.close().await;
     // A database that does not exist: a clear error, quickly.
-    let base = crate::common::postgres_base_url();
+    let base = db.admin_url().unwrap().to_owned();
     let bad = match base.rsplit_once('/') {
         Some((head, _)) => format!("{head}/mtasts_no_such_db_x"),
         None => unreachable!(),
