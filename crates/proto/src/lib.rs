@@ -27,6 +27,9 @@ pub mod result_type;
 pub mod sts_record;
 pub mod tlsrpt_record;
 
+/// The fuzz oracles, only with the `fuzzing` feature (for `fuzz/` and the corpus replay
+/// tests; not in the release binary).
+#[cfg(feature = "fuzzing")]
 #[doc(hidden)]
 pub mod fuzzing;
 
