@@ -87,12 +87,12 @@ pub struct JobOptions {
 #[non_exhaustive]
 pub enum JobError {
     /// The domain list could not be opened.
-    #[error("opening {}: {source}", path.display())]
+    #[error("opening {}: {error}", path.display())]
     OpenInput {
         /// The file.
         path: PathBuf,
-        /// Why.
-        source: std::io::Error,
+        /// Why (in the message, so not also a `source()`).
+        error: std::io::Error,
     },
     /// A new run needs a domain list.
     #[error("give a domain list (a file, or - for stdin), or resume a run")]
@@ -234,8 +234,7 @@ pub fn open_input(source: &InputSource, column: Option<&str>) -> Result<Input, J
     let reader: Box<dyn BufRead + Send> = match source {
         InputSource::Stdin => Box::new(BufReader::new(std::io::stdin())),
         InputSource::File(path) => Box::new(BufReader::new(
-            File::open(path)
-                .map_err(|source| JobError::OpenInput { path: path.clone(), source })?,
+            File::open(path).map_err(|error| JobError::OpenInput { path: path.clone(), error })?,
         )),
     };
     Ok(match column {

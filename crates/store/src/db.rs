@@ -104,22 +104,22 @@ pub enum DbError {
     },
     /// The database answered but could not be opened (authentication, no such database, a
     /// file that cannot be created, …).
-    #[error("cannot open the database at {url}: {source}")]
+    #[error("cannot open the database at {url}: {error}")]
     Open {
         /// The database.
         url: DatabaseUrl,
-        /// What the driver said.
-        source: sqlx::Error,
+        /// What the driver said (in the message, so not also a `source()`).
+        error: sqlx::Error,
     },
     /// A feature module's migrations failed.
-    #[error("migrating the {module} tables in {url}: {source}")]
+    #[error("migrating the {module} tables in {url}: {error}")]
     Migrate {
         /// The feature module ([`Migrations::module`]).
         module: &'static str,
         /// The database.
         url: DatabaseUrl,
-        /// What the migrator said.
-        source: sqlx::migrate::MigrateError,
+        /// What the migrator said (in the message, so not also a `source()`).
+        error: sqlx::migrate::MigrateError,
     },
 }
 
@@ -164,11 +164,8 @@ impl Database {
     /// processes at once (PostgreSQL takes the migrator's lock; SQLite, which has none, is
     /// retried once).
     pub async fn migrate(&self, migrations: &Migrations) -> Result<(), DbError> {
-        let err = |source| DbError::Migrate {
-            module: migrations.module(),
-            url: self.url.clone(),
-            source,
-        };
+        let err =
+            |error| DbError::Migrate { module: migrations.module(), url: self.url.clone(), error };
         let migrator = migrations.migrator(self.backend());
         match &self.pool {
             Pool::Sqlite(pool) => {
@@ -208,7 +205,7 @@ impl Database {
 }
 
 async fn open_sqlite(url: &DatabaseUrl) -> Result<SqlitePool, DbError> {
-    let open_err = |source| DbError::Open { url: url.clone(), source };
+    let open_err = |error| DbError::Open { url: url.clone(), error };
     let options = url
         .expose()
         .parse::<SqliteConnectOptions>()
@@ -233,7 +230,7 @@ async fn open_postgres(url: &DatabaseUrl) -> Result<PgPool, DbError> {
     let options = url
         .expose()
         .parse::<PgConnectOptions>()
-        .map_err(|source| DbError::Open { url: url.clone(), source })?
+        .map_err(|error| DbError::Open { url: url.clone(), error })?
         .application_name("mtasts");
     // The pool retries refused connections until its acquire timeout and then reports only
     // "timed out"; connect once by hand for a fast, specific error.
@@ -243,7 +240,7 @@ async fn open_postgres(url: &DatabaseUrl) -> Result<PgPool, DbError> {
             return Err(unreachable(format!("no answer within {} s", CONNECT_TIMEOUT.as_secs())));
         }
         Ok(Err(sqlx::Error::Io(e))) => return Err(unreachable(e.to_string())),
-        Ok(Err(source)) => return Err(DbError::Open { url: url.clone(), source }),
+        Ok(Err(error)) => return Err(DbError::Open { url: url.clone(), error }),
         Ok(Ok(first)) => {
             let first: PgConnection = first;
             let _ = first.close().await;

@@ -208,6 +208,19 @@ mod tests {
     }
 
     #[test]
+    fn invalid_urls_are_redacted_too() {
+        match DatabaseUrl::parse("postgres://u:secret@h:notaport/db") {
+            Err(e @ DbError::InvalidUrl { .. }) => {
+                let text = e.to_string();
+                assert!(
+                    text.contains("postgres://u:***@h:notaport/db") && !text.contains("secret")
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
     fn backends_and_unsupported_urls() {
         assert_eq!(DatabaseUrl::parse("sqlite::memory:").unwrap().backend(), Backend::Sqlite);
         assert!(DatabaseUrl::parse("sqlite::memory:").unwrap().is_memory());
