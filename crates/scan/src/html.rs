@@ -7,7 +7,7 @@
 //! (`default-src 'none'`) makes sure of it. It reads fine without script and prints cleanly.
 //!
 //! Everything that comes from the scanned domains (names, finding codes, provider names) is data
-//! from the wild and goes through [`escape`] before it reaches the page.
+//! from the wild and goes through `escape` before it reaches the page.
 
 use std::collections::BTreeSet;
 use std::fmt::Write as _;
