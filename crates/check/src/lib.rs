@@ -19,7 +19,6 @@ pub mod judge;
 pub mod observations;
 pub mod render;
 pub mod report;
-pub mod scan;
 
 pub use engine::{CheckOptions, Checker, SetupError};
 pub use finding::{Area, Code, Finding, Severity};

@@ -1,31 +1,25 @@
-//! `mtasts scan [FILE|-]` and `mtasts scan diff RUN_A RUN_B`.
+//! `mtasts scan [FILE|-]` and `mtasts scan diff RUN_A RUN_B`: the arguments, and where the
+//! output goes. The scan itself is `mtasts_scan::job`.
 
 use std::fs::File;
-use std::io::{BufRead, BufReader, IsTerminal, Write};
-use std::path::PathBuf;
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{Context, bail};
 use clap::{Args, Subcommand, ValueEnum};
-use futures::StreamExt;
-use mtasts_check::scan::html::{self, ReportMeta};
-use mtasts_check::scan::output::{Csv, JsonLines};
-use mtasts_check::scan::run::NoRows;
-use mtasts_check::scan::{InputReader, RowSink, Scan, ScanConfig, ScanProgress, SummaryBuilder};
-use mtasts_check::{CheckOptions, Checker};
-use mtasts_net::dns::RateLimitedDns;
-use mtasts_net::{DnsClient, HickoryDns, ProbeCache};
-use mtasts_store::{ResultRow, RunId, ScanStore};
+use mtasts_scan::output::{Csv, JsonLines};
+use mtasts_scan::{
+    CheckSettings, InputSource, JobOptions, NoRows, RowSink, RunChoice, ScanJob, ScanProgress,
+};
+use mtasts_store::{DatabaseUrl, RunId, ScanStore};
 
 use crate::net_args::NetArgs;
 
 /// Default database: a SQLite file in the current directory.
 const DEFAULT_DB: &str = "sqlite://mtasts-scan.db";
-
-/// MX hosts whose probe results are kept during a scan.
-const PROBE_CACHE_HOSTS: usize = 10_000;
 
 /// Per-domain output format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -114,16 +108,6 @@ pub(crate) struct ScanArgs {
 }
 
 /// Subcommands of `mtasts scan`.
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn passwords_are_redacted() {
-        assert_eq!(super::redact("postgres://u:secret@h/db"), "postgres://u:***@h/db");
-        assert_eq!(super::redact("postgres://u@h/db"), "postgres://u@h/db");
-        assert_eq!(super::redact("sqlite://x.db"), "sqlite://x.db");
-    }
-}
-
 #[derive(Debug, Subcommand)]
 pub(crate) enum ScanCommand {
     /// Domains that adopted, broke, were fixed or changed mode between two runs.
@@ -144,54 +128,6 @@ pub(crate) enum ScanCommand {
     },
 }
 
-fn worker_name() -> String {
-    let host = std::fs::read_to_string("/etc/hostname")
-        .ok()
-        .map(|h| h.trim().to_owned())
-        .filter(|h| !h.is_empty())
-        .or_else(|| std::env::var("HOSTNAME").ok())
-        .unwrap_or_else(|| "worker".into());
-    format!("{host}:{}", std::process::id())
-}
-
-/// The host part of this process's default worker name.
-fn host_name() -> String {
-    worker_name().rsplit_once(':').map(|(h, _)| h.to_owned()).unwrap_or_default()
-}
-
-/// Releases claims held by workers that ran on this host and whose process is gone (killed,
-/// crashed): on resume they need not wait for their leases to expire. Workers elsewhere are
-/// left to their leases.
-async fn release_dead_local_workers(store: &ScanStore, run: RunId) -> anyhow::Result<()> {
-    let host = host_name();
-    for holder in store.holders(run).await? {
-        let Some((h, pid)) = holder.rsplit_once(':') else { continue };
-        let Ok(pid) = pid.parse::<u32>() else { continue };
-        if h == host
-            && pid != std::process::id()
-            && !std::path::Path::new(&format!("/proc/{pid}")).exists()
-        {
-            let n = store.release(run, &holder).await?;
-            eprintln!("mtasts scan: released {n} domains claimed by dead worker {holder}");
-        }
-    }
-    Ok(())
-}
-
-/// A database URL without its password, for messages.
-pub(crate) fn redact(url: &str) -> String {
-    match (url.find("://"), url.find('@')) {
-        (Some(scheme), Some(at)) if at > scheme => {
-            let userinfo = &url[scheme + 3..at];
-            match userinfo.split_once(':') {
-                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme + 3], &url[at..]),
-                None => url.to_owned(),
-            }
-        }
-        _ => url.to_owned(),
-    }
-}
-
 fn secs(name: &str, v: f64) -> anyhow::Result<Duration> {
     if !(v.is_finite() && (1.0..=86_400.0).contains(&v)) {
         bail!("--{name} must be between 1 and 86400 seconds, got {v}");
@@ -207,132 +143,81 @@ pub(crate) async fn run(args: ScanArgs) -> anyhow::Result<u8> {
         Some(ScanCommand::Runs { db }) => return runs(&db).await,
         None => {}
     }
-    let config = args.net.config()?;
-    let store =
-        ScanStore::open(&args.db).await.with_context(|| format!("opening {}", redact(&args.db)))?;
-
     let run = match args.resume.as_deref() {
-        Some("latest") => store
-            .latest_unfinished_run()
-            .await?
-            .context("--resume: no unfinished run in this database")?,
-        Some(id) => RunId(id.parse().with_context(|| format!("--resume {id:?} is not a run id"))?),
-        None => {
-            if args.input.is_none() {
-                bail!("give a domain list (a file, or - for stdin), or --resume");
-            }
-            let options = serde_json::json!({
-                "concurrency": args.concurrency, "dns_rate": args.dns_rate, "deadline": args.deadline,
-                "no_smtp": args.no_smtp, "dane": args.dane, "column": args.column,
-            });
-            store.create_run(args.input.as_deref().unwrap_or("-"), &options.to_string()).await?
+        Some("latest") => RunChoice::Latest,
+        Some(id) => RunChoice::Id(RunId(
+            id.parse().with_context(|| format!("--resume {id:?} is not a run id"))?,
+        )),
+        None if args.input.is_none() => {
+            bail!("give a domain list (a file, or - for stdin), or --resume")
         }
+        None => RunChoice::New,
     };
-    let info = store.run_info(run).await?;
-    eprintln!("mtasts scan: run {run} in {} ({})", redact(&args.db), info.input);
-    if args.resume.is_some() {
-        release_dead_local_workers(&store, run).await?;
-    }
-
-    // The input, streamed.
-    let reader: Option<Box<dyn BufRead + Send>> = match args.input.as_deref() {
-        Some("-") => Some(Box::new(BufReader::new(std::io::stdin()))),
-        Some(path) => Some(Box::new(BufReader::new(
-            File::open(path).with_context(|| format!("opening {path}"))?,
-        ))),
-        None => None,
-    };
-    let input = reader.map(|r| match &args.column {
-        Some(col) => InputReader::csv(r, col),
-        None => InputReader::lines(r),
-    });
-
-    let hickory: Arc<dyn DnsClient> =
-        Arc::new(HickoryDns::new(&config.dns_servers, config.timeouts.dns)?);
-    let dns: Arc<dyn DnsClient> = Arc::new(RateLimitedDns::new(hickory, args.dns_rate));
-    let cache = ProbeCache::new(PROBE_CACHE_HOSTS);
-    let options = CheckOptions {
-        probe_smtp: !args.no_smtp,
-        dane: args.dane,
-        probe_cache: Some(cache.clone()),
-        smtp_per_ip: Some(args.smtp_per_ip),
-    };
-    let checker = Checker::with_dns(&config, dns, options)?;
-    let scan_config = ScanConfig {
-        concurrency: args.concurrency.max(1),
-        batch: args.batch.max(1),
+    let options = JobOptions {
+        db: args.db.parse::<DatabaseUrl>()?,
+        run,
+        input: args.input.as_deref().map(|i| match i {
+            "-" => InputSource::Stdin,
+            path => InputSource::File(PathBuf::from(path)),
+        }),
+        column: args.column.clone(),
+        net: args.net.config()?,
+        check: CheckSettings {
+            probe_smtp: !args.no_smtp,
+            dane: args.dane,
+            smtp_per_ip: args.smtp_per_ip,
+            dns_rate: args.dns_rate,
+        },
+        concurrency: args.concurrency,
+        batch: args.batch,
         lease: secs("lease", args.lease)?,
         deadline: secs("deadline", args.deadline)?,
-        worker: args.worker.clone().unwrap_or_else(worker_name),
+        worker: args.worker.clone(),
     };
 
-    let out: Box<dyn Write + Send> = match &args.output {
-        Some(p) => Box::new(std::io::BufWriter::new(
-            File::create(p).with_context(|| format!("creating {}", p.display()))?,
-        )),
-        None => Box::new(std::io::BufWriter::new(std::io::stdout())),
-    };
-    let sink: Box<dyn RowSink> = match args.format {
-        RowFormat::Jsonl => Box::new(JsonLines::new(out)),
-        RowFormat::Csv => Box::new(Csv::new(out)),
-        RowFormat::None => Box::new(NoRows),
-    };
-
-    let scan = Scan::new(store.clone(), checker, run, scan_config);
-    let started = Instant::now();
-    let progress = spawn_progress(scan.progress(), args.progress);
-    let stats = scan.run(input, sink).await;
+    let job = ScanJob::prepare(options).await?;
+    eprintln!("mtasts scan: run {} in {} ({})", job.run_id(), job.database(), job.info().input);
+    for r in job.released() {
+        eprintln!(
+            "mtasts scan: released {} domains claimed by dead worker {}",
+            r.domains, r.worker
+        );
+    }
+    let sink = row_sink(args.format, args.output.as_deref())?;
+    let progress = spawn_progress(job.progress(), args.progress);
+    let outcome = job.run(sink, args.html.is_some()).await;
     progress.abort();
-    let stats = stats?;
+    let outcome = outcome?;
+    let stats = outcome.load;
     if stats.invalid > 0 || stats.read > 0 {
         eprintln!(
             "mtasts scan: read {} domains ({} new in the queue), {} invalid lines",
             stats.read, stats.queued, stats.invalid
         );
     }
-    eprintln!("mtasts scan: {} MX probes run for this process's domains", cache.probes_run());
-
-    // Summary over the whole run (all workers), streamed from the store.
-    let mut builder = SummaryBuilder::default();
-    let mut problems: Vec<ResultRow> = Vec::new();
-    let rows = store.results(run);
-    let mut rows = std::pin::pin!(rows);
-    while let Some(row) = rows.next().await {
-        let mut row = row?;
-        builder.add(&row);
-        if args.html.is_some()
-            && problems.len() < html::MAX_TABLE_ROWS + 1
-            && (!row.error_codes.is_empty() || !row.warning_codes.is_empty())
-        {
-            row.report_json = String::new();
-            problems.push(row);
-        }
-    }
-    let summary = builder.finish();
-    eprintln!("\n{}", summary.render_text());
+    eprintln!("mtasts scan: {} MX probes run for this process's domains", outcome.probes_run);
+    eprintln!("\n{}", outcome.summary.render_text());
     if let Some(path) = &args.html {
-        let meta = ReportMeta {
-            title: format!("MTA-STS scan of {}", info.input),
-            generated_at: time::OffsetDateTime::now_utc()
-                .format(&time::format_description::well_known::Rfc3339)
-                .unwrap_or_default(),
-            input: info.input.clone(),
-            run_id: Some(run.0),
-            duration_secs: started.elapsed().as_secs_f64(),
-        };
-        // Worst first: most errors, then most warnings.
-        problems.sort_by(|a, b| {
-            (b.error_codes.len(), b.warning_codes.len(), &a.domain).cmp(&(
-                a.error_codes.len(),
-                a.warning_codes.len(),
-                &b.domain,
-            ))
-        });
-        std::fs::write(path, html::render(&summary, &problems, &meta))
+        std::fs::write(path, outcome.html_report())
             .with_context(|| format!("writing {}", path.display()))?;
         eprintln!("mtasts scan: HTML report in {}", path.display());
     }
     Ok(0)
+}
+
+/// Per-domain output: `format` to `output`, or to stdout.
+fn row_sink(format: RowFormat, output: Option<&Path>) -> anyhow::Result<Box<dyn RowSink>> {
+    let out: Box<dyn Write + Send> = match output {
+        Some(p) => Box::new(std::io::BufWriter::new(
+            File::create(p).with_context(|| format!("creating {}", p.display()))?,
+        )),
+        None => Box::new(std::io::BufWriter::new(std::io::stdout())),
+    };
+    Ok(match format {
+        RowFormat::Jsonl => Box::new(JsonLines::new(out)),
+        RowFormat::Csv => Box::new(Csv::new(out)),
+        RowFormat::None => Box::new(NoRows),
+    })
 }
 
 fn spawn_progress(p: Arc<ScanProgress>, mode: ProgressMode) -> tokio::task::JoinHandle<()> {
@@ -382,7 +267,7 @@ fn spawn_progress(p: Arc<ScanProgress>, mode: ProgressMode) -> tokio::task::Join
 }
 
 async fn diff(db: &str, a: RunId, b: RunId) -> anyhow::Result<u8> {
-    let store = ScanStore::open(db).await.with_context(|| format!("opening {}", redact(db)))?;
+    let store = ScanStore::open(db).await?;
     let rows = store.diff(a, b).await?;
     let mut out = std::io::stdout().lock();
     let side = |s: &Option<(mtasts_store::Category, mtasts_store::Grade)>| match s {
@@ -404,7 +289,7 @@ async fn diff(db: &str, a: RunId, b: RunId) -> anyhow::Result<u8> {
 }
 
 async fn runs(db: &str) -> anyhow::Result<u8> {
-    let store = ScanStore::open(db).await.with_context(|| format!("opening {}", redact(db)))?;
+    let store = ScanStore::open(db).await?;
     for r in store.runs().await? {
         let p = store.progress(r.id).await?;
         println!(

@@ -35,6 +35,9 @@ pub mod socketmap;
 pub mod sts_record;
 pub mod tlsrpt_record;
 
+/// The fuzz oracles, only with the `fuzzing` feature (for `fuzz/` and the corpus replay
+/// tests; not in the release binary).
+#[cfg(feature = "fuzzing")]
 #[doc(hidden)]
 pub mod fuzzing;
 

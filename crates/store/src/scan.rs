@@ -41,23 +41,21 @@
 //!
 //! # Backends
 //!
-//! SQLite (`sqlite://PATH`, `sqlite::memory:`) is the default: WAL mode, a busy timeout, a
-//! small pool. PostgreSQL (`postgres://…`) is for fleets of workers. Each backend has its
-//! own typed pool and its own migrations (`migrations/sqlite`, `migrations/postgres`, run on
-//! [`ScanStore::open`]). All timestamps are `BIGINT` unix seconds, JSON is `TEXT`, and code
-//! lists are space-separated `TEXT`.
+//! SQLite (`sqlite://PATH`, `sqlite::memory:`) is the default; PostgreSQL (`postgres://…`)
+//! is for fleets of workers. Pools, URLs and migrations come from the shared database layer
+//! ([`crate::db`]); this module's tables are created by [`MIGRATIONS`]
+//! (`migrations/scan/{sqlite,postgres}`), run by [`ScanStore::open`] and
+//! [`ScanStore::with_database`]. All timestamps are `BIGINT` unix seconds, JSON is `TEXT`, and
+//! code lists are space-separated `TEXT`.
 
 use std::collections::{HashSet, VecDeque};
-use std::str::FromStr;
 use std::time::Duration;
 
 use futures::Stream;
 use serde::{Deserialize, Serialize};
-use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions};
-use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
-};
-use sqlx::{ColumnIndex, Connection, Database, Decode, QueryBuilder, Row, Type};
+use sqlx::{ColumnIndex, Decode, QueryBuilder, Row, Type};
+
+use crate::db::{Backend, Database, DatabaseUrl, DbError, Migrations, Pool};
 
 mod diff;
 mod sql;
@@ -216,12 +214,9 @@ pub enum StoreError {
     /// The database said no.
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
-    /// A migration failed.
-    #[error("migration failed: {0}")]
-    Migrate(#[from] sqlx::migrate::MigrateError),
-    /// The URL names no supported database.
-    #[error("unsupported database URL {0:?}: use sqlite://PATH or postgres://…")]
-    UnsupportedUrl(String),
+    /// The database could not be opened or migrated (the message names it, redacted).
+    #[error(transparent)]
+    Db(#[from] DbError),
     /// A run id that does not exist.
     #[error("no scan run {0}")]
     NoSuchRun(RunId),
@@ -232,36 +227,20 @@ pub enum StoreError {
 
 type Result<T, E = StoreError> = std::result::Result<T, E>;
 
-/// Time allowed to open the first PostgreSQL connection in [`ScanStore::open`].
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
-/// Time allowed to get a PostgreSQL connection from the pool (including reconnecting).
-const PG_ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
-/// PostgreSQL connections per store.
-const PG_MAX_CONNECTIONS: u32 = 8;
-/// How long SQLite waits for another writer (possibly another process) to finish.
-const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(30);
-/// Time allowed to get an SQLite connection from the pool.
-const SQLITE_ACQUIRE_TIMEOUT: Duration = Duration::from_secs(60);
-/// SQLite connections per store (file databases; in-memory ones use exactly one).
-const SQLITE_MAX_CONNECTIONS: u32 = 4;
 /// Rows per page when streaming results.
 const PAGE: i64 = 1000;
 /// Results per multi-row `INSERT` (19 bind parameters each).
 const RESULT_CHUNK: usize = 200;
 /// Sequence numbers per `IN (…)` list.
 const SEQ_CHUNK: usize = 500;
-/// The migrations bookkeeping table (not sqlx's default name, so the scan tables can share a
-/// database with other sqlx users).
-const MIGRATIONS_TABLE: &str = "_mtasts_scan_migrations";
-
-/// Which database a [`ScanStore`] uses.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Backend {
-    /// SQLite, embedded (single machine).
-    Sqlite,
-    /// PostgreSQL (shared by a fleet of workers).
-    Postgres,
-}
+/// The scan module's tables. The bookkeeping table keeps its historical name, so databases
+/// made before the shared layer existed migrate on as before.
+pub static MIGRATIONS: Migrations = Migrations::new(
+    "scan",
+    "_mtasts_scan_migrations",
+    || sqlx::migrate!("./migrations/scan/sqlite"),
+    || sqlx::migrate!("./migrations/scan/postgres"),
+);
 
 /// A scan run as stored.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -304,31 +283,25 @@ pub struct Progress {
     pub results: u64,
 }
 
-#[derive(Debug, Clone)]
-enum Pools {
-    Sqlite(SqlitePool),
-    Postgres(PgPool),
-}
-
 /// The scan store: runs, the shared work queue and results, on SQLite or PostgreSQL.
 ///
 /// Cheap to clone (the clones share one connection pool). See the [module docs](self) for
 /// the queue and lease protocol.
 #[derive(Debug, Clone)]
 pub struct ScanStore {
-    pools: Pools,
+    db: Database,
 }
 
 /// Runs `$body` with `$pool` bound to the typed pool and `$sql` to that backend's statements.
 /// The body is compiled once per backend.
 macro_rules! with_db {
     ($self:expr, |$pool:ident, $sql:ident| $body:expr) => {
-        match &$self.pools {
-            Pools::Sqlite($pool) => {
+        match $self.db.pool() {
+            Pool::Sqlite($pool) => {
                 let $sql: &sql::Sql = &sql::SQLITE;
                 $body
             }
-            Pools::Postgres($pool) => {
+            Pool::Postgres($pool) => {
                 let $sql: &sql::Sql = &sql::PG;
                 $body
             }
@@ -371,33 +344,34 @@ impl ScanStore {
     /// * `postgres://…` / `postgresql://…`: a PostgreSQL database; the connection is tried
     ///   once right away so an unreachable server fails fast with a clear error.
     ///
-    /// Anything else is [`StoreError::UnsupportedUrl`].
+    /// Anything else is [`DbError::UnsupportedUrl`]. Shorthand for [`DatabaseUrl::parse`],
+    /// [`Database::open`] and [`ScanStore::with_database`].
     pub async fn open(url: &str) -> Result<Self> {
-        let pools = if url.starts_with("sqlite:") {
-            Pools::Sqlite(open_sqlite(url).await?)
-        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-            Pools::Postgres(open_postgres(url).await?)
-        } else {
-            return Err(StoreError::UnsupportedUrl(redact_url(url)));
-        };
-        Ok(Self { pools })
+        let url = DatabaseUrl::parse(url)?;
+        Self::with_database(Database::open(&url).await?).await
+    }
+
+    /// The scan store on an open database (sharing its pool with other stores), after
+    /// running the scan module's [`MIGRATIONS`].
+    pub async fn with_database(db: Database) -> Result<Self> {
+        db.migrate(&MIGRATIONS).await?;
+        Ok(Self { db })
+    }
+
+    /// The database the store is on.
+    pub fn database(&self) -> &Database {
+        &self.db
     }
 
     /// The backend in use.
     pub fn backend(&self) -> Backend {
-        match self.pools {
-            Pools::Sqlite(_) => Backend::Sqlite,
-            Pools::Postgres(_) => Backend::Postgres,
-        }
+        self.db.backend()
     }
 
     /// Closes the connection pool (waiting for connections in use to be returned). Other
-    /// clones of this store stop working too.
+    /// clones of this store, and other stores on the same database, stop working too.
     pub async fn close(&self) {
-        match &self.pools {
-            Pools::Sqlite(p) => p.close().await,
-            Pools::Postgres(p) => p.close().await,
-        }
+        self.db.close().await;
     }
 
     /// Starts a run. `input` is the input file name (`-` for standard input);
@@ -811,74 +785,6 @@ impl ScanStore {
     }
 }
 
-async fn open_sqlite(url: &str) -> Result<SqlitePool> {
-    let options = SqliteConnectOptions::from_str(url)?
-        .create_if_missing(true)
-        .journal_mode(SqliteJournalMode::Wal)
-        .synchronous(SqliteSynchronous::Normal)
-        .busy_timeout(SQLITE_BUSY_TIMEOUT)
-        .foreign_keys(true);
-    let memory = url.starts_with("sqlite::memory:") || url.contains("mode=memory");
-    let pool_options = SqlitePoolOptions::new().acquire_timeout(SQLITE_ACQUIRE_TIMEOUT);
-    let pool_options = if memory {
-        // Every connection would otherwise see its own, empty, database; keep exactly one
-        // connection open for the store's lifetime.
-        pool_options.max_connections(1).min_connections(1).idle_timeout(None).max_lifetime(None)
-    } else {
-        pool_options.max_connections(SQLITE_MAX_CONNECTIONS)
-    };
-    let pool = pool_options.connect_with(options).await?;
-    let mut migrator = sqlx::migrate!("./migrations/sqlite");
-    migrator.dangerous_set_table_name(MIGRATIONS_TABLE);
-    if let Err(first) = migrator.run(&pool).await {
-        // SQLite has no migration lock: another process opening the same new file may
-        // have migrated it concurrently. Try once more before giving up.
-        tracing::debug!(error = %first, "SQLite migration failed; retrying once");
-        tokio::time::sleep(Duration::from_millis(250)).await;
-        migrator.run(&pool).await?;
-    }
-    Ok(pool)
-}
-
-async fn open_postgres(url: &str) -> Result<PgPool> {
-    let options = PgConnectOptions::from_str(url)?.application_name("mtasts");
-    // The pool retries refused connections until its acquire timeout and then reports only
-    // "timed out"; connect once by hand for a fast, specific error.
-    let first = tokio::time::timeout(CONNECT_TIMEOUT, PgConnection::connect_with(&options))
-        .await
-        .map_err(|_| {
-            sqlx::Error::Io(std::io::Error::new(
-                std::io::ErrorKind::TimedOut,
-                format!(
-                    "connecting to PostgreSQL at {}:{} timed out after {}s",
-                    options.get_host(),
-                    options.get_port(),
-                    CONNECT_TIMEOUT.as_secs()
-                ),
-            ))
-        })??;
-    let _ = first.close().await;
-    let pool = PgPoolOptions::new()
-        .max_connections(PG_MAX_CONNECTIONS)
-        .acquire_timeout(PG_ACQUIRE_TIMEOUT)
-        .connect_lazy_with(options);
-    let mut migrator = sqlx::migrate!("./migrations/postgres");
-    migrator.dangerous_set_table_name(MIGRATIONS_TABLE);
-    migrator.run(&pool).await?;
-    Ok(pool)
-}
-
-/// A URL with any user-info (password) replaced, for error messages.
-fn redact_url(url: &str) -> String {
-    if let Some((scheme, rest)) = url.split_once("://") {
-        let authority_end = rest.find('/').unwrap_or(rest.len());
-        if let Some(at) = rest[..authority_end].rfind('@') {
-            return format!("{scheme}://…@{}", &rest[at + 1..]);
-        }
-    }
-    url.to_owned()
-}
-
 /// A lease in whole seconds, rounded up, at least one.
 fn lease_secs(lease: Duration) -> i64 {
     let secs = lease.as_secs().saturating_add(u64::from(lease.subsec_nanos() > 0));
@@ -894,7 +800,7 @@ fn split_codes(codes: &str) -> Vec<String> {
 }
 
 /// A query builder for the pool's database.
-fn builder<DB: Database>(_pool: &sqlx::Pool<DB>, init: &str) -> QueryBuilder<DB> {
+fn builder<DB: sqlx::Database>(_pool: &sqlx::Pool<DB>, init: &str) -> QueryBuilder<DB> {
     QueryBuilder::new(init)
 }
 

@@ -2,6 +2,5 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod docs;
-mod html_report;
 mod scenarios;
 mod support;

@@ -68,7 +68,7 @@ async fn csv_jsonl_summary_and_garbage_input() {
     assert!(lines.next().unwrap().starts_with("domain,category,grade,"));
     let rows: HashMap<String, Vec<String>> = lines
         .map(|l| {
-            let f = mtasts_check::scan::input::csv_fields(l);
+            let f = mtasts_scan::input::csv_fields(l);
             (f[0].clone(), f)
         })
         .collect();
@@ -176,26 +176,12 @@ async fn kill_9_then_resume_finishes_without_redoing() {
     assert!(store.run_info(run).await.unwrap().finished_at.is_some());
 }
 
-/// The PostgreSQL URL for tests, and whether tests must fail (CI) rather than skip.
-fn postgres_url() -> Option<String> {
-    let url = std::env::var("MTASTS_TEST_POSTGRES")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned());
-    Some(url)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_postgres_workers_one_killed_every_domain_exactly_once() {
-    let Some(admin) = postgres_url() else { return };
-    let admin_store = match ScanStore::open(&admin).await {
-        Ok(_) => sqlx::PgPool::connect(&admin).await.unwrap(),
-        Err(e) => {
-            assert!(std::env::var_os("CI").is_none(), "PostgreSQL unreachable in CI: {e}");
-            eprintln!(
-                "skipping: PostgreSQL at {admin} unreachable ({e}); set MTASTS_TEST_POSTGRES"
-            );
-            return;
-        }
-    };
+    let Some(admin) = mtasts_testkit::require::postgres_url() else { return };
+    let admin_store = sqlx::PgPool::connect(&admin)
+        .await
+        .unwrap_or_else(|e| panic!("the test PostgreSQL refused: {e}"));
     let schema = format!("mtasts_scan_it_{}", std::process::id());
     sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
         "DROP SCHEMA IF EXISTS {schema} CASCADE; CREATE SCHEMA {schema}"

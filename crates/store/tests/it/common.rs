@@ -15,17 +15,6 @@ enum Kind {
     Postgres { admin_url: String, schema: String },
 }
 
-pub fn postgres_base_url() -> String {
-    std::env::var("MTASTS_TEST_POSTGRES")
-        .ok()
-        .filter(|s| !s.is_empty())
-        .unwrap_or_else(|| "postgres://postgres@127.0.0.1:5432/test".to_owned())
-}
-
-fn in_ci() -> bool {
-    std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "0" && v != "false")
-}
-
 impl TestDb {
     pub fn sqlite() -> Self {
         let dir = tempfile::tempdir().unwrap();
@@ -33,26 +22,16 @@ impl TestDb {
         Self { url, kind: Kind::Sqlite(dir) }
     }
 
-    /// A fresh schema in the test PostgreSQL, or `None` (test skipped) if it is unreachable
-    /// outside CI.
+    /// A fresh schema in the test PostgreSQL, or `None` (test skipped; a failure under CI)
+    /// when there is none: see `mtasts_testkit::require`.
     pub async fn postgres(test: &str) -> Option<Self> {
         static COUNTER: AtomicU64 = AtomicU64::new(0);
-        let admin_url = postgres_base_url();
-        let conn =
-            tokio::time::timeout(Duration::from_secs(5), PgConnection::connect(&admin_url)).await;
-        let mut conn = match conn {
-            Ok(Ok(c)) => c,
-            Ok(Err(e)) if !in_ci() => {
-                eprintln!("skipping PostgreSQL test {test}: cannot connect to {admin_url}: {e}");
-                return None;
-            }
-            Err(_) if !in_ci() => {
-                eprintln!("skipping PostgreSQL test {test}: connecting to {admin_url} timed out");
-                return None;
-            }
-            Ok(Err(e)) => panic!("CI: cannot connect to PostgreSQL at {admin_url}: {e}"),
-            Err(_) => panic!("CI: connecting to PostgreSQL at {admin_url} timed out"),
-        };
+        let admin_url = mtasts_testkit::require::postgres_url()?;
+        let mut conn =
+            tokio::time::timeout(Duration::from_secs(5), PgConnection::connect(&admin_url))
+                .await
+                .unwrap_or_else(|_| panic!("{test}: connecting to the test PostgreSQL timed out"))
+                .unwrap_or_else(|e| panic!("{test}: the test PostgreSQL refused: {e}"));
         let nanos = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().subsec_nanos();
         let schema = format!(
             "mtasts_test_{}_{}_{}",
@@ -68,6 +47,14 @@ impl TestDb {
         let sep = if admin_url.contains('?') { '&' } else { '?' };
         let url = format!("{admin_url}{sep}options[search_path]={schema}");
         Some(Self { url, kind: Kind::Postgres { admin_url, schema } })
+    }
+
+    /// The PostgreSQL server's URL (without this test's schema), if this is PostgreSQL.
+    pub fn admin_url(&self) -> Option<&str> {
+        match &self.kind {
+            Kind::Postgres { admin_url, .. } => Some(admin_url),
+            Kind::Sqlite(_) => None,
+        }
     }
 
     pub async fn open(&self) -> ScanStore {

@@ -2,7 +2,9 @@
 
 use std::time::{Duration, Instant};
 
-use mtasts_store::{Backend, ScanStore, StoreError};
+use mtasts_store::{Backend, Database, DatabaseUrl, DbError, ScanStore, StoreError};
+
+use crate::common::both_backends;
 
 #[tokio::test]
 async fn unsupported_urls() {
@@ -10,7 +12,7 @@ async fn unsupported_urls() {
         ["mysql://root:hunter2@localhost/db", "", "scan.db", "http://example.com", "sqlite3://x"]
     {
         match ScanStore::open(url).await {
-            Err(StoreError::UnsupportedUrl(shown)) => {
+            Err(StoreError::Db(DbError::UnsupportedUrl(shown))) => {
                 assert!(!shown.contains("hunter2"), "{shown}")
             }
             other => panic!("{url:?}: {other:?}"),
@@ -43,7 +45,8 @@ async fn sqlite_bad_path_errors() {
     let url = format!("sqlite://{}/no/such/dir/x.db", dir.path().display());
     let start = Instant::now();
     let err = ScanStore::open(&url).await.unwrap_err();
-    assert!(matches!(err, StoreError::Database(_)), "{err:?}");
+    assert!(matches!(err, StoreError::Db(DbError::Open { .. })), "{err:?}");
+    assert!(err.to_string().contains("no/such/dir/x.db"), "{err}");
     assert!(start.elapsed() < Duration::from_secs(10));
 }
 
@@ -54,7 +57,13 @@ async fn unreachable_postgres_fails_fast() {
         let err = ScanStore::open(url).await.unwrap_err();
         let elapsed = start.elapsed();
         eprintln!("{url}: {err} after {elapsed:?}");
-        assert!(matches!(err, StoreError::Database(_)), "{err:?}");
+        assert!(matches!(err, StoreError::Db(DbError::Unreachable { .. })), "{err:?}");
+        // The message names the database once, without its password.
+        let text = err.to_string();
+        assert!(text.starts_with("database at postgres"), "{text}");
+        assert!(text.contains("does not answer"), "{text}");
+        assert_eq!(text.matches("127.0.0.1:1").count(), 1, "{text}");
+        assert!(!text.contains("u:p@"), "{text}");
         assert!(elapsed < Duration::from_secs(8), "took {elapsed:?}");
     }
 }
@@ -77,7 +86,7 @@ async fn postgres_that_never_answers_times_out() {
             .unwrap_err();
     let elapsed = start.elapsed();
     eprintln!("silent server: {err} after {elapsed:?}");
-    assert!(matches!(err, StoreError::Database(_)), "{err:?}");
+    assert!(matches!(err, StoreError::Db(DbError::Unreachable { .. })), "{err:?}");
     assert!(elapsed < Duration::from_secs(10), "took {elapsed:?}");
     hold.abort();
 }
@@ -92,7 +101,7 @@ async fn postgres_backend_and_bad_database() {
     assert_eq!(store.backend(), Backend::Postgres);
     store.close().await;
     // A database that does not exist: a clear error, quickly.
-    let base = crate::common::postgres_base_url();
+    let base = db.admin_url().unwrap().to_owned();
     let bad = match base.rsplit_once('/') {
         Some((head, _)) => format!("{head}/mtasts_no_such_db_x"),
         None => unreachable!(),
@@ -100,7 +109,23 @@ async fn postgres_backend_and_bad_database() {
     let start = Instant::now();
     let err = ScanStore::open(&bad).await.unwrap_err();
     eprintln!("{err}");
+    assert!(matches!(err, StoreError::Db(DbError::Open { .. })), "{err:?}");
     assert!(err.to_string().contains("mtasts_no_such_db_x"), "{err}");
     assert!(start.elapsed() < Duration::from_secs(8));
     db.cleanup().await;
+}
+
+both_backends!(every_module_migrates_twice_on_one_pool);
+
+async fn every_module_migrates_twice_on_one_pool(db: &crate::common::TestDb) {
+    let url = DatabaseUrl::parse(&db.url).unwrap();
+    let database = Database::open(&url).await.unwrap();
+    database.migrate_all(mtasts_store::MODULES).await.unwrap();
+    database.migrate_all(mtasts_store::MODULES).await.unwrap();
+    // Two stores on one database share its pool.
+    let a = ScanStore::with_database(database.clone()).await.unwrap();
+    let b = ScanStore::with_database(database.clone()).await.unwrap();
+    let run = a.create_run("-", "{}").await.unwrap();
+    assert_eq!(b.run_info(run).await.unwrap().id, run);
+    database.close().await;
 }

@@ -7,14 +7,14 @@
 //! (`default-src 'none'`) makes sure of it. It reads fine without script and prints cleanly.
 //!
 //! Everything that comes from the scanned domains (names, finding codes, provider names) is data
-//! from the wild and goes through [`escape`] before it reaches the page.
+//! from the wild and goes through `escape` before it reaches the page.
 
 use std::collections::BTreeSet;
 use std::fmt::Write as _;
 
 use mtasts_store::{Category, Grade, ResultRow};
 
-use super::summary::{ProviderStats, Summary};
+use crate::summary::{ProviderStats, Summary};
 
 /// What the report says about the run itself.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -987,7 +987,7 @@ const SCRIPT: &str = r#"(function () {
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
-    use crate::scan::summary::SummaryBuilder;
+    use crate::summary::SummaryBuilder;
 
     fn row(
         domain: &str,

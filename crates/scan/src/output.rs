@@ -5,7 +5,7 @@ use std::io::Write;
 
 use mtasts_store::ResultRow;
 
-use crate::scan::run::RowSink;
+use crate::run::RowSink;
 
 /// One JSON object per line: the domain report as `check --format json` gives it.
 #[derive(Debug)]

@@ -3,7 +3,8 @@
 
 use std::collections::BTreeMap;
 
-use mtasts_store::{Category, Grade, ResultRow};
+use futures::StreamExt;
+use mtasts_store::{Category, Grade, ResultRow, RunId, ScanStore, StoreError};
 use serde::Serialize;
 
 /// Domains per provider, by category.
@@ -60,6 +61,38 @@ pub struct SummaryBuilder {
     providers: BTreeMap<String, ProviderStats>,
     timings: Vec<u64>,
     seen: u64,
+}
+
+/// The summary of a whole run (every worker's results), streamed from the store so memory
+/// does not grow with the run, and the first `keep_problems` domains with errors or warnings
+/// (without their report JSON), worst first: most errors, then most warnings, then by name.
+pub async fn summarize(
+    store: &ScanStore,
+    run: RunId,
+    keep_problems: usize,
+) -> Result<(Summary, Vec<ResultRow>), StoreError> {
+    let mut builder = SummaryBuilder::default();
+    let mut problems: Vec<ResultRow> = Vec::new();
+    let rows = store.results(run);
+    let mut rows = std::pin::pin!(rows);
+    while let Some(row) = rows.next().await {
+        let mut row = row?;
+        builder.add(&row);
+        if problems.len() < keep_problems
+            && (!row.error_codes.is_empty() || !row.warning_codes.is_empty())
+        {
+            row.report_json = String::new();
+            problems.push(row);
+        }
+    }
+    problems.sort_by(|a, b| {
+        (b.error_codes.len(), b.warning_codes.len(), &a.domain).cmp(&(
+            a.error_codes.len(),
+            a.warning_codes.len(),
+            &b.domain,
+        ))
+    });
+    Ok((builder.finish(), problems))
 }
 
 /// Timings kept for percentiles (reservoir sampling beyond this).

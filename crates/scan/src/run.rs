@@ -17,9 +17,9 @@ use futures::stream::FuturesUnordered;
 use mtasts_store::{ResultRow, RunId, ScanStore, StoreError};
 use tokio::sync::mpsc;
 
-use crate::engine::Checker;
-use crate::scan::input::{InputError, InputLine};
-use crate::scan::row::result_row;
+use crate::input::{InputError, InputLine};
+use crate::row::result_row;
+use mtasts_check::Checker;
 
 /// Results are written at least this often.
 pub const WRITE_INTERVAL: Duration = Duration::from_millis(200);
@@ -40,6 +40,13 @@ pub enum ScanError {
     /// Writing output failed.
     #[error("writing results: {0}")]
     Output(#[from] std::io::Error),
+    /// The thread reading the domain list panicked or was cancelled: the list is only partly
+    /// in the queue, so the run is not marked loaded (resuming with the same list loads the
+    /// rest).
+    #[error(
+        "reading the domain list failed ({0}); the run is incomplete, resume it with the same list"
+    )]
+    InputReaderFailed(String),
 }
 
 /// How a worker runs.
@@ -178,7 +185,20 @@ impl Scan {
                 }
             }
         };
-        let (load, work) = tokio::join!(load, self.work(tx.clone()));
+        let work = self.work(tx.clone());
+        let (load, work) = {
+            tokio::pin!(load, work);
+            tokio::select! {
+                load_done = &mut load => match load_done {
+                    Ok(stats) => (Ok(stats), work.await),
+                    // The list will never be complete, so the workers would wait for it for
+                    // ever: stop them (their claims go back to the queue when the leases
+                    // expire, or at once when this host resumes the run).
+                    Err(e) => (Err(e), Ok(())),
+                },
+                work_done = &mut work => (load.await, work_done),
+            }
+        };
         drop(tx);
         let written = writer.await.map_err(|e| std::io::Error::other(e.to_string()))?;
         let stats = load?;
@@ -241,7 +261,9 @@ impl Scan {
             stats.queued += self.store.enqueue(self.run, &domains).await?;
             self.progress.queued.store(stats.queued, Ordering::Relaxed);
         }
-        let _ = reader.await;
+        // The channel also closes when the reader panics: only a reader that ran to the end
+        // (or stopped at an input error, already returned above) means the list is all in.
+        reader.await.map_err(|e| ScanError::InputReaderFailed(join_error_text(e)))?;
         self.store.mark_loaded(self.run).await?;
         self.progress.loaded.store(true, Ordering::Relaxed);
         Ok(stats)
@@ -249,7 +271,7 @@ impl Scan {
 
     async fn work(&self, tx: mpsc::Sender<Msg>) -> Result<(), ScanError> {
         let held: Arc<Mutex<HashSet<i64>>> = Arc::default();
-        let renewer = {
+        let _renewer = {
             let (store, run, worker, lease, held) = (
                 self.store.clone(),
                 self.run,
@@ -257,7 +279,7 @@ impl Scan {
                 self.config.lease,
                 held.clone(),
             );
-            tokio::spawn(async move {
+            AbortOnDrop(tokio::spawn(async move {
                 loop {
                     tokio::time::sleep(lease / 3).await;
                     let seqs: Vec<i64> = held
@@ -272,11 +294,10 @@ impl Scan {
                         tracing::warn!("renewing leases: {e}");
                     }
                 }
-            })
+            }))
         };
-        let result = self.work_inner(tx, &held).await;
-        renewer.abort();
-        result
+        // The renewer stops when this returns or is dropped (a failed load cancels the work).
+        self.work_inner(tx, &held).await
     }
 
     async fn work_inner(
@@ -340,6 +361,29 @@ impl Scan {
             }
         }
     }
+}
+
+/// Aborts a spawned task when dropped.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// What a failed task said: its panic message, or that it was cancelled.
+fn join_error_text(e: tokio::task::JoinError) -> String {
+    if e.is_cancelled() {
+        return "the reader was cancelled".to_owned();
+    }
+    let payload = e.into_panic();
+    let message = payload
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "no message".to_owned());
+    format!("the reader panicked: {message}")
 }
 
 async fn write_loop(

@@ -3,8 +3,7 @@
 
 use mtasts_store::{Category, Grade, ResultRow};
 
-use crate::finding::{Code, Severity};
-use crate::report::{DomainReport, Outcome};
+use mtasts_check::{Code, DomainReport, Outcome, Severity};
 
 /// The adoption category of a report.
 pub fn category(r: &DomainReport) -> Category {

@@ -2,15 +2,16 @@
 //! (kept at `$CARGO_TARGET_TMPDIR/scan-report.png` for people to look at) and dumps the DOM
 //! after the page's script ran to check the table, sorting and filtering.
 //!
-//! Without chromium the test is skipped, unless `CI` is set: then it fails.
+//! Without chromium the test is skipped, unless `CI` is set: then it fails
+//! (`mtasts_testkit::require::chromium`).
 
 use std::io::Read as _;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
-use mtasts_check::scan::html::{ReportMeta, render};
-use mtasts_check::scan::summary::SummaryBuilder;
+use mtasts_scan::html::{ReportMeta, render};
+use mtasts_scan::summary::SummaryBuilder;
 use mtasts_store::{Category, Grade, ResultRow};
 
 const TIMEOUT: Duration = Duration::from_secs(60);
@@ -297,19 +298,6 @@ fn rows() -> Vec<ResultRow> {
     rows
 }
 
-fn find_chromium() -> Option<PathBuf> {
-    let path = std::env::var_os("PATH")?;
-    for dir in std::env::split_paths(&path) {
-        for name in ["chromium", "chromium-browser"] {
-            let candidate = dir.join(name);
-            if candidate.is_file() {
-                return Some(candidate);
-            }
-        }
-    }
-    None
-}
-
 /// `file://` URL of an absolute path (percent-encoding what a path may hold that a URL may not).
 fn file_url(path: &Path) -> String {
     let mut url = String::from("file://");
@@ -420,13 +408,7 @@ fn report_renders_in_chromium() {
     };
     let html = render(&summary, &problems, &meta);
 
-    let Some(bin) = find_chromium() else {
-        if std::env::var_os("CI").is_some() {
-            panic!("chromium missing: .ci/run must apt-get install chromium");
-        }
-        eprintln!("SKIPPED: chromium is not installed (apt-get install chromium)");
-        return;
-    };
+    let Some(bin) = mtasts_testkit::require::chromium() else { return };
 
     let tmp = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
     let work = tmp.join(format!("html-report-{}", std::process::id()));

@@ -1,0 +1,124 @@
+//! What a test needs from this machine beyond loopback — PostgreSQL, Chromium — and the one
+//! rule for when it is missing: locally the test is skipped with a message saying what to
+//! install or set; under CI ([`in_ci`]) it fails, because CI (`.ci/run`) provides everything.
+//!
+//! ```text
+//! let Some(url) = mtasts_testkit::require::postgres_url() else { return };
+//! let Some(chromium) = mtasts_testkit::require::chromium() else { return };
+//! ```
+
+use std::net::{TcpStream, ToSocketAddrs};
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// The environment variable naming the test PostgreSQL.
+pub const POSTGRES_ENV: &str = "MTASTS_TEST_POSTGRES";
+
+/// The test PostgreSQL when [`POSTGRES_ENV`] is unset (each test makes its own schema).
+pub const DEFAULT_POSTGRES_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
+
+/// PostgreSQL's port when the URL names none.
+const POSTGRES_PORT: u16 = 5432;
+
+/// How long to wait for the test PostgreSQL's port to accept a connection.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Whether tests run under CI: `CI` is set to anything but empty, `0` or `false`.
+pub fn in_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "0" && !v.eq_ignore_ascii_case("false"))
+}
+
+/// The test PostgreSQL's URL ([`POSTGRES_ENV`], else [`DEFAULT_POSTGRES_URL`]) if something
+/// accepts connections at its host and port; otherwise `None` after saying so, or a panic
+/// under CI. Only the port is tried: connecting (and failing loudly if the server refuses)
+/// is the test's business.
+pub fn postgres_url() -> Option<String> {
+    let url = std::env::var(POSTGRES_ENV)
+        .ok()
+        .filter(|s| !s.trim().is_empty())
+        .unwrap_or_else(|| DEFAULT_POSTGRES_URL.to_owned());
+    let Some((host, port)) = host_port(&url) else {
+        // No host in the URL (a Unix socket, `?host=…`): let the driver find it.
+        return Some(url);
+    };
+    let answers = (host.as_str(), port).to_socket_addrs().is_ok_and(|mut addrs| {
+        addrs.any(|addr| TcpStream::connect_timeout(&addr, CONNECT_TIMEOUT).is_ok())
+    });
+    if answers {
+        Some(url)
+    } else {
+        missing(
+            "PostgreSQL",
+            &format!(
+                "nothing accepts connections at {host}:{port}; start it or set {POSTGRES_ENV}"
+            ),
+        )
+    }
+}
+
+/// Debian's `chromium` (or `chromium-browser`) on `PATH`; otherwise `None` after saying so,
+/// or a panic under CI.
+pub fn chromium() -> Option<PathBuf> {
+    let found = std::env::var_os("PATH").and_then(|path| {
+        std::env::split_paths(&path)
+            .flat_map(|dir| ["chromium", "chromium-browser"].map(|name| dir.join(name)))
+            .find(|candidate| candidate.is_file())
+    });
+    match found {
+        Some(bin) => Some(bin),
+        None => missing("Chromium", "no chromium on PATH; apt-get install chromium"),
+    }
+}
+
+/// A missing requirement: a skip message locally, a panic under CI.
+fn missing<T>(what: &str, why: &str) -> Option<T> {
+    let test = std::thread::current().name().unwrap_or("this test").to_owned();
+    assert!(!in_ci(), "CI: {test} needs {what}: {why} (.ci/run provides it)");
+    eprintln!("SKIPPED {test}: {what} unavailable: {why}");
+    None
+}
+
+/// The host and port of a `scheme://[user[:password]@]host[:port][/…]` URL; `None` when it
+/// names no host.
+fn host_port(url: &str) -> Option<(String, u16)> {
+    let rest = url.split_once("://")?.1;
+    let authority = &rest[..rest.find(['/', '?', '#']).unwrap_or(rest.len())];
+    let hostport = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    let (host, port) = match hostport.strip_prefix('[') {
+        Some(v6) => {
+            let (host, after) = v6.split_once(']')?;
+            (host, after.strip_prefix(':'))
+        }
+        None => match hostport.rsplit_once(':') {
+            Some((host, port)) => (host, Some(port)),
+            None => (hostport, None),
+        },
+    };
+    if host.is_empty() {
+        return None;
+    }
+    let port = match port {
+        Some(p) => p.parse().ok()?,
+        None => POSTGRES_PORT,
+    };
+    Some((host.to_owned(), port))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn host_and_port_of_urls() {
+        let hp = |u: &str| host_port(u).map(|(h, p)| format!("{h}:{p}"));
+        assert_eq!(hp(DEFAULT_POSTGRES_URL).as_deref(), Some("127.0.0.1:5432"));
+        assert_eq!(
+            hp("postgres://u:p@ss@db.example:6543/x?sslmode=disable").as_deref(),
+            Some("db.example:6543")
+        );
+        assert_eq!(hp("postgresql://localhost").as_deref(), Some("localhost:5432"));
+        assert_eq!(hp("postgres://[::1]:5433/t").as_deref(), Some("::1:5433"));
+        assert_eq!(hp("postgres:///test?host=/run/postgresql"), None);
+        assert_eq!(hp("not a url"), None);
+    }
+}
