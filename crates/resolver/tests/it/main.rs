@@ -1,4 +1,5 @@
 //! Integration tests of mtasts-resolver: the socketmap server against the hermetic world.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod socketmap;
 mod support;
