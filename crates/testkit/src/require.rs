@@ -1,4 +1,5 @@
-//! What a test needs from this machine beyond loopback — PostgreSQL, Chromium — and the one
+//! What a test needs from this machine beyond loopback — PostgreSQL, Chromium, Debian programs
+//! such as Postfix's `postmap` — and the one
 //! rule for when it is missing: locally the test is skipped with a message saying what to
 //! install or set; under CI ([`in_ci`]) it fails, because CI (`.ci/run`) provides everything.
 //!
@@ -67,6 +68,19 @@ pub fn chromium() -> Option<PathBuf> {
     match found {
         Some(bin) => Some(bin),
         None => missing("Chromium", "no chromium on PATH; apt-get install chromium"),
+    }
+}
+
+/// A program from a Debian package (e.g. `postmap` from `postfix`, `nsd`), looked up on `PATH`
+/// and in `/usr/sbin`; otherwise `None` after saying which package to install, or a panic
+/// under CI.
+pub fn program(name: &str, package: &str) -> Option<PathBuf> {
+    let mut dirs: Vec<PathBuf> =
+        std::env::var_os("PATH").map(|p| std::env::split_paths(&p).collect()).unwrap_or_default();
+    dirs.extend(["/usr/sbin", "/usr/local/sbin", "/sbin"].map(PathBuf::from));
+    match dirs.into_iter().map(|d| d.join(name)).find(|c| c.is_file()) {
+        Some(bin) => Some(bin),
+        None => missing(name, &format!("not installed; apt-get install {package}")),
     }
 }
 

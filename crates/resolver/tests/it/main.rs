@@ -1,5 +1,6 @@
 //! Integration tests of mtasts-resolver: the socketmap server against the hermetic world.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod postfix;
 mod socketmap;
 mod support;
