@@ -28,11 +28,19 @@ pub(crate) struct ResolverArgs {
     /// Connections served at once (the rest wait in the listen queue).
     #[arg(long, default_value_t = 1024)]
     pub(crate) max_connections: usize,
+    /// The policy cache: `memory` (lost on restart), `sqlite://PATH` (the default: embedded,
+    /// survives restarts and kill -9) or `postgres://…` (shared by several resolvers).
+    #[arg(long, env = "MTASTS_RESOLVER_CACHE", default_value = DEFAULT_CACHE)]
+    pub(crate) cache: String,
     #[command(flatten)]
     pub(crate) zone: ZoneArgs,
     #[command(flatten)]
     pub(crate) net: NetArgs,
 }
+
+/// Default cache: a SQLite file in the current directory (the systemd unit points it at
+/// /var/lib/mtasts).
+const DEFAULT_CACHE: &str = "sqlite://mtasts-resolver.db";
 
 /// Options of the default zone (every socketmap name).
 #[derive(Debug, Clone, Args)]
@@ -74,10 +82,29 @@ pub(crate) enum ResolverCommand {
         /// The socketmap name (zone).
         #[arg(long, default_value = "postfix")]
         map: String,
+        /// The policy cache to consult and update (see `mtasts resolver --help`).
+        #[arg(long, env = "MTASTS_RESOLVER_CACHE", default_value = "memory")]
+        cache: String,
         #[command(flatten)]
         zone: ZoneArgs,
         #[command(flatten)]
         net: NetArgs,
+    },
+    /// List the cached domains as JSON lines: policy, id, when fetched and when it expires,
+    /// negative entries and back-offs.
+    Dump {
+        /// The cache (see `mtasts resolver --help`).
+        #[arg(long, env = "MTASTS_RESOLVER_CACHE", default_value = DEFAULT_CACHE)]
+        cache: String,
+    },
+    /// Forget cached domains, so the next lookup fetches their policy afresh.
+    Purge {
+        /// The domains to forget.
+        #[arg(required = true, value_name = "DOMAIN")]
+        domains: Vec<String>,
+        /// The cache (see `mtasts resolver --help`).
+        #[arg(long, env = "MTASTS_RESOLVER_CACHE", default_value = DEFAULT_CACHE)]
+        cache: String,
     },
 }
 
@@ -86,9 +113,17 @@ fn zones(args: &ZoneArgs) -> Zones {
 }
 
 pub(crate) async fn run(args: ResolverArgs) -> anyhow::Result<u8> {
-    if let Some(ResolverCommand::Query { key, map, zone, net }) = args.command {
+    match args.command {
+        Some(ResolverCommand::Dump { cache }) => return dump(&cache).await,
+        Some(ResolverCommand::Purge { domains, cache }) => return purge(&cache, &domains).await,
+        _ => {}
+    }
+    if let Some(ResolverCommand::Query { key, map, cache, zone, net }) = args.command {
+        let cache =
+            mtasts_resolver::cache::open(&cache).await.context("opening the policy cache")?;
         let resolver = Resolver::from_config(&net.config()?, zones(&zone))
-            .context("cannot set up the resolver")?;
+            .context("cannot set up the resolver")?
+            .with_cache(cache);
         println!("{}", resolver.answer(&map, &key).await.reply());
         return Ok(0);
     }
@@ -96,8 +131,11 @@ pub(crate) async fn run(args: ResolverArgs) -> anyhow::Result<u8> {
     if !(args.idle_timeout.is_finite() && args.idle_timeout > 0.0) {
         bail!("--idle-timeout must be a positive number of seconds");
     }
-    let resolver =
-        Resolver::from_config(&config, zones(&args.zone)).context("cannot set up the resolver")?;
+    let cache =
+        mtasts_resolver::cache::open(&args.cache).await.context("opening the policy cache")?;
+    let resolver = Resolver::from_config(&config, zones(&args.zone))
+        .context("cannot set up the resolver")?
+        .with_cache(cache);
     let listener = bind(&args.listen).await?;
     eprintln!("mtasts resolver: listening on {}", args.listen);
     let server = ServerConfig {
@@ -149,4 +187,41 @@ async fn bind(listen: &str) -> anyhow::Result<Listener> {
         .await
         .with_context(|| format!("cannot listen on {addr}"))?;
     Ok(Listener::Tcp(l))
+}
+
+async fn dump(cache: &str) -> anyhow::Result<u8> {
+    use std::io::Write;
+    let cache = mtasts_resolver::cache::open(cache).await.context("opening the policy cache")?;
+    let entries = cache.entries().await.context("reading the policy cache")?;
+    let mut out = std::io::stdout().lock();
+    for (domain, state) in entries {
+        let line = serde_json::json!({
+            "domain": domain.as_str(),
+            "policy": state.policy.as_ref().map(|c| c.policy.to_string()),
+            "mode": state.policy.as_ref().map(|c| c.policy.mode().to_string()),
+            "id": state.policy.as_ref().map(|c| c.id.as_str().to_owned()),
+            "fetched_at": state.policy.as_ref().map(|c| c.fetched_at),
+            "expires_at": state.policy.as_ref().map(mtasts_resolver::lifecycle::CachedPolicy::expires_at),
+            "txt_until": state.txt_until,
+            "no_policy_until": state.no_policy_until,
+            "backoff": state.backoff.as_ref().map(|(id, until)| serde_json::json!({"id": id.as_str(), "until": until})),
+        });
+        match writeln!(out, "{line}") {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => return Ok(0),
+            Err(e) => return Err(e).context("writing the dump"),
+        }
+    }
+    Ok(0)
+}
+
+async fn purge(cache: &str, domains: &[String]) -> anyhow::Result<u8> {
+    let cache = mtasts_resolver::cache::open(cache).await.context("opening the policy cache")?;
+    for d in domains {
+        let domain = mtasts_proto::DomainName::from_user_input(d)
+            .with_context(|| format!("{d:?} is not a domain name"))?;
+        cache.remove(&domain).await.context("purging")?;
+        eprintln!("purged {}", domain.as_str());
+    }
+    Ok(0)
 }

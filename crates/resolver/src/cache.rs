@@ -1,14 +1,20 @@
-//! Where the resolver keeps each domain's [`DomainState`]. One trait, several backends: in
-//! memory here; the persistent ones (SQLite by default, PostgreSQL, Redis) implement the same
-//! trait and pass the same test suite.
+//! Where the resolver keeps each domain's [`DomainState`]. One trait, several backends:
+//! [`MemoryCache`] (lost on restart), [`SqlCache`] (SQLite, the default, embedded and
+//! persistent; or PostgreSQL for a fleet), and [`Tiered`] (memory in front of a persistent
+//! backend, so a hit costs no database round trip). Every backend passes the same test suite.
+//!
+//! Stored entries carry the policy as its text, parsed again when read: an entry that no
+//! longer parses (a newer or older format, a damaged file) reads as absent, never as a policy.
 
 use std::collections::HashMap;
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use async_trait::async_trait;
-use mtasts_proto::DomainName;
+use mtasts_proto::{DomainName, Policy, PolicyId};
+use mtasts_store::policy_cache::{CacheRow, PolicyCacheStore};
+use serde::{Deserialize, Serialize};
 
-use crate::lifecycle::DomainState;
+use crate::lifecycle::{CachedPolicy, DomainState};
 
 /// A cache backend failed.
 #[derive(Debug, thiserror::Error)]
@@ -68,4 +74,203 @@ impl PolicyCache for MemoryCache {
         all.sort_by(|a, b| a.0.as_str().cmp(b.0.as_str()));
         Ok(all)
     }
+}
+
+/// The stored form of a [`DomainState`] (JSON).
+#[derive(Debug, Serialize, Deserialize)]
+struct Stored {
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    policy: Option<StoredPolicy>,
+    txt_until: i64,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    no_policy_until: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    backoff: Option<(String, i64)>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct StoredPolicy {
+    text: String,
+    id: String,
+    fetched_at: i64,
+}
+
+/// `state` as stored: JSON text and the time after which it is dead.
+pub fn encode_state(state: &DomainState) -> (String, i64) {
+    let stored = Stored {
+        policy: state.policy.as_ref().map(|c| StoredPolicy {
+            text: c.policy.to_string(),
+            id: c.id.as_str().to_owned(),
+            fetched_at: c.fetched_at,
+        }),
+        txt_until: state.txt_until,
+        no_policy_until: state.no_policy_until,
+        backoff: state.backoff.as_ref().map(|(id, until)| (id.as_str().to_owned(), *until)),
+    };
+    let expires = [
+        state.policy.as_ref().map(CachedPolicy::expires_at),
+        state.no_policy_until,
+        state.backoff.as_ref().map(|(_, until)| *until),
+    ]
+    .into_iter()
+    .flatten()
+    .max()
+    .unwrap_or(0);
+    (serde_json::to_string(&stored).unwrap_or_default(), expires)
+}
+
+/// A stored state read back; `None` when it does not parse (logged).
+pub fn decode_state(domain: &str, text: &str) -> Option<DomainState> {
+    let parsed = serde_json::from_str::<Stored>(text).ok().and_then(|s| {
+        let policy = match s.policy {
+            None => None,
+            Some(p) => Some(CachedPolicy {
+                policy: Policy::parse(&p.text).ok()?.value,
+                id: PolicyId::new(&p.id).ok()?,
+                fetched_at: p.fetched_at,
+            }),
+        };
+        let backoff = match s.backoff {
+            None => None,
+            Some((id, until)) => Some((PolicyId::new(&id).ok()?, until)),
+        };
+        Some(DomainState {
+            policy,
+            txt_until: s.txt_until,
+            no_policy_until: s.no_policy_until,
+            backoff,
+        })
+    });
+    if parsed.is_none() {
+        tracing::warn!("policy cache: the entry for {domain} does not parse; ignoring it");
+    }
+    parsed
+}
+
+fn backend_error(backend: &str, e: impl std::fmt::Display) -> CacheError {
+    CacheError::Backend { backend: backend.to_owned(), reason: e.to_string() }
+}
+
+/// The cache in a database through `mtasts-store` (SQLite by default, or PostgreSQL).
+#[derive(Debug, Clone)]
+pub struct SqlCache {
+    store: PolicyCacheStore,
+    name: String,
+    clock: fn() -> i64,
+}
+
+impl SqlCache {
+    /// The cache in `db` (migrated on open).
+    pub async fn open(db: mtasts_store::Database) -> Result<Self, CacheError> {
+        let name = db.url().to_string();
+        let store =
+            PolicyCacheStore::with_database(db).await.map_err(|e| backend_error(&name, e))?;
+        Ok(Self { store, name, clock: crate::engine::system_now })
+    }
+
+    /// The same cache reading the time from `clock`, for tests.
+    pub fn with_clock(mut self, clock: fn() -> i64) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// Deletes dead entries; returns how many.
+    pub async fn purge_expired(&self) -> Result<u64, CacheError> {
+        self.store.purge_expired((self.clock)()).await.map_err(|e| backend_error(&self.name, e))
+    }
+}
+
+#[async_trait]
+impl PolicyCache for SqlCache {
+    async fn get(&self, domain: &DomainName) -> Result<Option<DomainState>, CacheError> {
+        let row = self
+            .store
+            .get(domain.as_str(), (self.clock)())
+            .await
+            .map_err(|e| backend_error(&self.name, e))?;
+        Ok(row.and_then(|r| decode_state(&r.domain, &r.state)))
+    }
+
+    async fn put(&self, domain: &DomainName, state: &DomainState) -> Result<(), CacheError> {
+        let (text, expires_at) = encode_state(state);
+        let row = CacheRow { domain: domain.as_str().to_owned(), state: text, expires_at };
+        self.store.put(&row, (self.clock)()).await.map_err(|e| backend_error(&self.name, e))
+    }
+
+    async fn remove(&self, domain: &DomainName) -> Result<(), CacheError> {
+        self.store.remove(domain.as_str()).await.map_err(|e| backend_error(&self.name, e))?;
+        Ok(())
+    }
+
+    async fn entries(&self) -> Result<Vec<(DomainName, DomainState)>, CacheError> {
+        let rows =
+            self.store.entries((self.clock)()).await.map_err(|e| backend_error(&self.name, e))?;
+        Ok(rows
+            .into_iter()
+            .filter_map(|r| {
+                let d = DomainName::parse_ascii(&r.domain).ok()?;
+                decode_state(&r.domain, &r.state).map(|s| (d, s))
+            })
+            .collect())
+    }
+}
+
+/// A memory cache in front of a persistent one: reads hit memory first, writes go to both.
+/// The persistent backend's failures are logged and do not fail lookups that memory answers.
+pub struct Tiered {
+    front: MemoryCache,
+    back: Arc<dyn PolicyCache>,
+}
+
+impl std::fmt::Debug for Tiered {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Tiered").finish_non_exhaustive()
+    }
+}
+
+impl Tiered {
+    /// Memory in front of `back`.
+    pub fn new(back: Arc<dyn PolicyCache>) -> Self {
+        Self { front: MemoryCache::default(), back }
+    }
+}
+
+#[async_trait]
+impl PolicyCache for Tiered {
+    async fn get(&self, domain: &DomainName) -> Result<Option<DomainState>, CacheError> {
+        if let Some(s) = self.front.get(domain).await? {
+            return Ok(Some(s));
+        }
+        let found = self.back.get(domain).await?;
+        if let Some(s) = &found {
+            self.front.put(domain, s).await?;
+        }
+        Ok(found)
+    }
+
+    async fn put(&self, domain: &DomainName, state: &DomainState) -> Result<(), CacheError> {
+        self.front.put(domain, state).await?;
+        self.back.put(domain, state).await
+    }
+
+    async fn remove(&self, domain: &DomainName) -> Result<(), CacheError> {
+        self.front.remove(domain).await?;
+        self.back.remove(domain).await
+    }
+
+    async fn entries(&self) -> Result<Vec<(DomainName, DomainState)>, CacheError> {
+        self.back.entries().await
+    }
+}
+
+/// The cache a `--cache` value names: `memory`, or a database URL (`sqlite://PATH`,
+/// `postgres://…`) with memory in front of it.
+pub async fn open(spec: &str) -> Result<Arc<dyn PolicyCache>, CacheError> {
+    if spec == "memory" {
+        return Ok(Arc::new(MemoryCache::default()));
+    }
+    let url = mtasts_store::DatabaseUrl::parse(spec).map_err(|e| backend_error("--cache", e))?;
+    let name = url.to_string();
+    let db = mtasts_store::Database::open(&url).await.map_err(|e| backend_error(&name, e))?;
+    Ok(Arc::new(Tiered::new(Arc::new(SqlCache::open(db).await?))))
 }

@@ -55,7 +55,8 @@ impl std::fmt::Debug for Resolver {
     }
 }
 
-fn system_now() -> i64 {
+/// The system clock in Unix seconds.
+pub(crate) fn system_now() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))

@@ -1,6 +1,7 @@
 //! Integration tests of mtasts-resolver: the socketmap server against the hermetic world.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod cache;
 mod postfix;
 mod socketmap;
 mod support;

@@ -1,0 +1,126 @@
+//! `mtasts resolver` as an operator runs it: a daemon answering socketmap lookups, its cache
+//! surviving `kill -9`, `dump` and `purge`, and bad arguments.
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use mtasts_testkit::{Scenario, World};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::process::Command;
+
+fn net_args(cmd: &mut Command, world: &World) {
+    cmd.arg("--dns-server")
+        .arg(world.dns_addr().to_string())
+        .arg("--trust-roots")
+        .arg(world.ca_pem_path())
+        .arg("--https-port")
+        .arg(world.https_port().to_string())
+        .args(["--dns-timeout", "1", "--fetch-timeout", "3"])
+        .env_remove("MTASTS_DNS_SERVER")
+        .env_remove("MTASTS_RESOLVER_CACHE");
+}
+
+async fn socketmap_query(port: u16, key: &str) -> String {
+    let mut stream = loop {
+        match tokio::net::TcpStream::connect(("127.0.0.1", port)).await {
+            Ok(s) => break s,
+            Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+        }
+    };
+    stream.write_all(&mtasts_proto::socketmap::encode(&format!("postfix {key}"))).await.unwrap();
+    let mut buf = Vec::new();
+    loop {
+        if let Some(f) = mtasts_proto::socketmap::decode(&buf, 100_000).unwrap() {
+            return String::from_utf8(buf[f.payload].to_vec()).unwrap();
+        }
+        let mut chunk = [0u8; 4096];
+        let n = stream.read(&mut chunk).await.unwrap();
+        assert!(n > 0, "connection closed without a reply");
+        buf.extend_from_slice(&chunk[..n]);
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn daemon_cache_survives_kill_9_then_dump_and_purge() {
+    let w = World::builder().scenario(Scenario::Good).scenario(Scenario::NoMtaSts).build().await;
+    let dir = tempfile::tempdir().unwrap();
+    let cache = format!("sqlite://{}", dir.path().join("resolver.db").display());
+    let port = free_port();
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_mtasts"));
+    cmd.args(["resolver", "--listen", &format!("127.0.0.1:{port}"), "--cache", &cache]);
+    net_args(&mut cmd, &w);
+    let mut daemon =
+        cmd.stdout(Stdio::null()).stderr(Stdio::piped()).kill_on_drop(true).spawn().unwrap();
+    let reply = tokio::time::timeout(Duration::from_secs(20), socketmap_query(port, "good.test"))
+        .await
+        .expect("the daemon answers");
+    assert_eq!(reply, "OK secure match=mx1.good.test servername=hostname");
+    assert_eq!(socketmap_query(port, "no-mta-sts.test").await, "NOTFOUND ");
+    daemon.start_kill().unwrap(); // SIGKILL
+    daemon.wait().await.unwrap();
+
+    let dump = Command::new(env!("CARGO_BIN_EXE_mtasts"))
+        .args(["resolver", "dump", "--cache", &cache])
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(dump.status.code(), Some(0), "{}", String::from_utf8_lossy(&dump.stderr));
+    let lines: Vec<serde_json::Value> = String::from_utf8(dump.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let good = lines.iter().find(|l| l["domain"] == "good.test").expect("good.test was cached");
+    assert_eq!(good["id"], mtasts_testkit::world::DEFAULT_STS_ID);
+    assert_eq!(good["mode"], "enforce");
+    let absent = lines.iter().find(|l| l["domain"] == "no-mta-sts.test").expect("negative entry");
+    assert!(absent["no_policy_until"].as_i64().is_some());
+
+    let purge = Command::new(env!("CARGO_BIN_EXE_mtasts"))
+        .args(["resolver", "purge", "good.test", "--cache", &cache])
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(purge.status.code(), Some(0), "{}", String::from_utf8_lossy(&purge.stderr));
+    let dump = Command::new(env!("CARGO_BIN_EXE_mtasts"))
+        .args(["resolver", "dump", "--cache", &cache])
+        .output()
+        .await
+        .unwrap();
+    assert!(!String::from_utf8_lossy(&dump.stdout).contains("\"good.test\""));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn query_and_bad_arguments() {
+    let w = World::builder().scenario(Scenario::Good).build().await;
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_mtasts"));
+    cmd.args(["resolver", "query", "[good.test]:587"]);
+    net_args(&mut cmd, &w);
+    let out = cmd.output().await.unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "OK secure match=mx1.good.test servername=hostname"
+    );
+
+    let out = Command::new(env!("CARGO_BIN_EXE_mtasts"))
+        .args(["resolver", "--listen", "not-an-address", "--cache", "memory"])
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("--listen \"not-an-address\" is neither IP:PORT nor unix:/path"), "{err}");
+
+    let out = Command::new(env!("CARGO_BIN_EXE_mtasts"))
+        .args(["resolver", "dump", "--cache", "mysql://x"])
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unsupported database URL"));
+}
