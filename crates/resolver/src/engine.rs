@@ -46,7 +46,7 @@ pub struct Resolver {
     cache: Arc<dyn PolicyCache>,
     zones: Zones,
     flights: Mutex<HashMap<DomainName, Arc<tokio::sync::Mutex<()>>>>,
-    clock: fn() -> i64,
+    clock: Clock,
 }
 
 impl std::fmt::Debug for Resolver {
@@ -54,6 +54,9 @@ impl std::fmt::Debug for Resolver {
         f.debug_struct("Resolver").field("zones", &self.zones).finish_non_exhaustive()
     }
 }
+
+/// Where the resolver reads the time (Unix seconds): the system clock, or a test's.
+pub type Clock = Arc<dyn Fn() -> i64 + Send + Sync>;
 
 /// The system clock in Unix seconds.
 pub(crate) fn system_now() -> i64 {
@@ -96,7 +99,7 @@ impl Resolver {
             cache: Arc::new(MemoryCache::default()),
             zones,
             flights: Mutex::new(HashMap::new()),
-            clock: system_now,
+            clock: Arc::new(system_now),
         }
     }
 
@@ -107,7 +110,7 @@ impl Resolver {
     }
 
     /// The same resolver reading the time from `clock` (Unix seconds), for tests.
-    pub fn with_clock(mut self, clock: fn() -> i64) -> Self {
+    pub fn with_clock(mut self, clock: Clock) -> Self {
         self.clock = clock;
         self
     }
@@ -215,6 +218,91 @@ impl Resolver {
             }
         }
         decision
+    }
+
+    /// Refreshes `domain`'s cached policy if it is due (RFC 8461 §3.3: "SHOULD proactively
+    /// refresh"; §10.2: fetch the live policy regardless of the TXT record's id, so a cached
+    /// policy does not lapse while the domain is in use). True if a fetch was made.
+    pub async fn refresh(&self, domain: &DomainName) -> bool {
+        let flight = {
+            let mut flights = self.flights.lock().unwrap_or_else(PoisonError::into_inner);
+            flights.entry(domain.clone()).or_default().clone()
+        };
+        let fetched = {
+            let _turn = flight.lock().await;
+            self.refresh_walk(domain).await
+        };
+        let mut flights = self.flights.lock().unwrap_or_else(PoisonError::into_inner);
+        if Arc::strong_count(&flight) <= 2 {
+            flights.remove(domain);
+        }
+        fetched
+    }
+
+    async fn refresh_walk(&self, domain: &DomainName) -> bool {
+        let now = (self.clock)();
+        let Ok(Some(mut state)) = self.cache.get(domain).await else { return false };
+        if !state.refresh_due().is_some_and(|due| due <= now) {
+            return false;
+        }
+        let Next::Fetch(id) = state.on_refresh_txt(self.txt(domain).await, now) else {
+            return false;
+        };
+        let result = self.fetch(domain).await;
+        if let Err(reason) = &result {
+            tracing::warn!("{}: refreshing the cached policy failed: {reason}", domain.as_str());
+        }
+        state.on_fetch(id, result, now);
+        if let Err(e) = self.cache.put(domain, &state).await {
+            tracing::warn!(
+                "policy cache: {e}; the refreshed entry for {} was not saved",
+                domain.as_str()
+            );
+        }
+        true
+    }
+
+    /// Refreshes every cached policy that is due, at most `concurrency` at a time; returns how
+    /// many were fetched.
+    pub async fn refresh_due(&self, concurrency: usize) -> usize {
+        use futures::StreamExt;
+        let now = (self.clock)();
+        let due: Vec<DomainName> = match self.cache.entries().await {
+            Ok(entries) => entries
+                .into_iter()
+                .filter(|(_, s)| s.refresh_due().is_some_and(|t| t <= now))
+                .map(|(d, _)| d)
+                .collect(),
+            Err(e) => {
+                tracing::warn!("policy cache: {e}; no refresh this round");
+                return 0;
+            }
+        };
+        futures::stream::iter(due)
+            .map(|d| async move { self.refresh(&d).await })
+            .buffer_unordered(concurrency.max(1))
+            .filter(|fetched| futures::future::ready(*fetched))
+            .count()
+            .await
+    }
+
+    /// Runs [`Resolver::refresh_due`] every `every` until `shutdown` fires.
+    pub async fn refresh_loop(
+        self: Arc<Self>,
+        every: std::time::Duration,
+        concurrency: usize,
+        mut shutdown: crate::server::Shutdown,
+    ) {
+        loop {
+            tokio::select! {
+                () = shutdown.fired() => return,
+                () = tokio::time::sleep(every) => {}
+            }
+            let n = self.refresh_due(concurrency).await;
+            if n > 0 {
+                tracing::info!("refreshed {n} cached policies");
+            }
+        }
     }
 
     async fn txt(&self, domain: &DomainName) -> TxtOutcome {

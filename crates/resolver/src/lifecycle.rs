@@ -236,6 +236,29 @@ impl DomainState {
         }
     }
 
+    /// The TXT answer during a proactive refresh: fetch under the record's id even when it is
+    /// the cached one (§10.2: "regardless of the TXT record"), unless that id is in back-off.
+    /// Without a record, or when the DNS fails, nothing is fetched: the cached policy stays
+    /// until its `max_age` runs out.
+    pub fn on_refresh_txt(&mut self, txt: TxtOutcome, now: i64) -> Next {
+        match txt {
+            TxtOutcome::Record { id, ttl } => {
+                if self
+                    .backoff
+                    .as_ref()
+                    .is_some_and(|(failed, until)| *failed == id && now < *until)
+                {
+                    return Next::Decided(self.use_cached(Source::CacheBackoff));
+                }
+                let ttl = i64::from(ttl).clamp(TXT_TTL_RANGE.0, TXT_TTL_RANGE.1);
+                self.txt_until = now.saturating_add(ttl);
+                Next::Fetch(id)
+            }
+            TxtOutcome::NoRecord { .. } => Next::Decided(self.use_cached(Source::CacheTxtGone)),
+            TxtOutcome::DnsFailed(_) => Next::Decided(self.use_cached(Source::CacheDnsFailed)),
+        }
+    }
+
     /// When to refresh the cached policy proactively (§3.3, §10.2): once
     /// [`REFRESH_AT_REMAINING`] of its lifetime is left. `None` without a cached policy.
     pub fn refresh_due(&self) -> Option<i64> {
@@ -411,6 +434,20 @@ mod tests {
         assert!(!s.is_dead(T0 + 86_399));
         assert!(s.is_dead(T0 + 86_400));
         assert_eq!(DomainState::default().refresh_due(), None);
+    }
+
+    #[test]
+    fn refresh_fetches_even_with_the_same_id() {
+        let mut s = cached();
+        assert_eq!(s.on_refresh_txt(record("a"), T0 + 70_000), Next::Fetch(id("a")));
+        s.on_fetch(id("a"), Ok(policy("enforce", 86_400)), T0 + 70_000);
+        assert_eq!(s.policy.as_ref().unwrap().fetched_at, T0 + 70_000);
+        // No record now: keep what is cached, fetch nothing.
+        let gone = TxtOutcome::NoRecord { negative_ttl: None };
+        assert!(matches!(
+            s.on_refresh_txt(gone, T0 + 70_001),
+            Next::Decided(Decision::Policy { .. })
+        ));
     }
 
     #[test]
