@@ -242,7 +242,7 @@ impl Resolver {
     async fn refresh_walk(&self, domain: &DomainName) -> bool {
         let now = (self.clock)();
         let Ok(Some(mut state)) = self.cache.get(domain).await else { return false };
-        if !state.refresh_due().is_some_and(|due| due <= now) {
+        if state.refresh_due().is_none_or(|due| due > now) {
             return false;
         }
         let Next::Fetch(id) = state.on_refresh_txt(self.txt(domain).await, now) else {
