@@ -28,6 +28,13 @@ pub(crate) struct ResolverArgs {
     /// Connections served at once (the rest wait in the listen queue).
     #[arg(long, default_value_t = 1024)]
     pub(crate) max_connections: usize,
+    /// Seconds between looks for cached policies due for a refresh (RFC 8461 §3.3: refresh
+    /// before max_age runs out; a policy is due when a quarter of its max_age is left).
+    #[arg(long, default_value_t = 300.0)]
+    pub(crate) refresh_every: f64,
+    /// Policy hosts fetched at once by the refresh (protects the policy hosts and your link).
+    #[arg(long, default_value_t = 8)]
+    pub(crate) refresh_concurrency: usize,
     /// The policy cache: `memory` (lost on restart), `sqlite://PATH` (the default: embedded,
     /// survives restarts and kill -9) or `postgres://…` (shared by several resolvers).
     #[arg(long, env = "MTASTS_RESOLVER_CACHE", default_value = DEFAULT_CACHE)]
@@ -131,6 +138,9 @@ pub(crate) async fn run(args: ResolverArgs) -> anyhow::Result<u8> {
     if !(args.idle_timeout.is_finite() && args.idle_timeout > 0.0) {
         bail!("--idle-timeout must be a positive number of seconds");
     }
+    if !(args.refresh_every.is_finite() && args.refresh_every >= 1.0) {
+        bail!("--refresh-every must be at least 1 second");
+    }
     let cache =
         mtasts_resolver::cache::open(&args.cache).await.context("opening the policy cache")?;
     let resolver = Resolver::from_config(&config, zones(&args.zone))
@@ -146,7 +156,14 @@ pub(crate) async fn run(args: ResolverArgs) -> anyhow::Result<u8> {
         let _ = tokio::signal::ctrl_c().await;
     });
     let shutdown = with_sigterm(shutdown);
-    serve(listener, Arc::new(resolver), server, shutdown).await.context("serving")?;
+    let resolver = Arc::new(resolver);
+    let refresher = tokio::spawn(resolver.clone().refresh_loop(
+        Duration::from_secs_f64(args.refresh_every),
+        args.refresh_concurrency,
+        shutdown.clone(),
+    ));
+    serve(listener, resolver, server, shutdown).await.context("serving")?;
+    refresher.abort();
     eprintln!("mtasts resolver: stopped");
     Ok(0)
 }
