@@ -35,6 +35,10 @@ pub(crate) struct ResolverArgs {
     /// Policy hosts fetched at once by the refresh (protects the policy hosts and your link).
     #[arg(long, default_value_t = 8)]
     pub(crate) refresh_concurrency: usize,
+    /// HTTP listener for `GET /v1/policy/DOMAIN` (the same decisions as JSON, for Exim,
+    /// Haraka and scripts) and Prometheus `GET /metrics`; `off` for none. Keep it on loopback.
+    #[arg(long, env = "MTASTS_RESOLVER_HTTP", default_value = "127.0.0.1:8462")]
+    pub(crate) http: String,
     /// The policy cache: `memory` (lost on restart), `sqlite://PATH` (the default: embedded,
     /// survives restarts and kill -9) or `postgres://…` (shared by several resolvers).
     #[arg(long, env = "MTASTS_RESOLVER_CACHE", default_value = DEFAULT_CACHE)]
@@ -79,6 +83,15 @@ impl ZoneArgs {
     }
 }
 
+/// Output of `mtasts resolver query`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum QueryFormat {
+    /// The Postfix reply, then why.
+    Text,
+    /// The whole decision (the HTTP endpoint's JSON).
+    Json,
+}
+
 /// Subcommands of `mtasts resolver`.
 #[derive(Debug, Subcommand)]
 pub(crate) enum ResolverCommand {
@@ -92,6 +105,9 @@ pub(crate) enum ResolverCommand {
         /// The policy cache to consult and update (see `mtasts resolver --help`).
         #[arg(long, env = "MTASTS_RESOLVER_CACHE", default_value = "memory")]
         cache: String,
+        /// `text`: the Postfix reply, then why; `json`: the whole decision.
+        #[arg(long, default_value = "text")]
+        format: QueryFormat,
         #[command(flatten)]
         zone: ZoneArgs,
         #[command(flatten)]
@@ -125,13 +141,17 @@ pub(crate) async fn run(args: ResolverArgs) -> anyhow::Result<u8> {
         Some(ResolverCommand::Purge { domains, cache }) => return purge(&cache, &domains).await,
         _ => {}
     }
-    if let Some(ResolverCommand::Query { key, map, cache, zone, net }) = args.command {
+    if let Some(ResolverCommand::Query { key, map, cache, format, zone, net }) = args.command {
         let cache =
             mtasts_resolver::cache::open(&cache).await.context("opening the policy cache")?;
         let resolver = Resolver::from_config(&net.config()?, zones(&zone))
             .context("cannot set up the resolver")?
             .with_cache(cache);
-        println!("{}", resolver.answer(&map, &key).await.reply());
+        let e = resolver.explain(&map, &key).await;
+        match format {
+            QueryFormat::Text => println!("{}\nwhy: {}", e.answer.reply(), e.why),
+            QueryFormat::Json => println!("{}", serde_json::to_string_pretty(&e)?),
+        }
         return Ok(0);
     }
     let config = args.net.config()?;
@@ -147,6 +167,22 @@ pub(crate) async fn run(args: ResolverArgs) -> anyhow::Result<u8> {
         .context("cannot set up the resolver")?
         .with_cache(cache);
     let listener = bind(&args.listen).await?;
+    let http = match args.http.as_str() {
+        "off" | "" => None,
+        addr => {
+            let addr: std::net::SocketAddr = addr
+                .parse()
+                .with_context(|| format!("--http {addr:?} is neither IP:PORT nor off"))?;
+            Some(
+                tokio::net::TcpListener::bind(addr)
+                    .await
+                    .with_context(|| format!("cannot listen on {addr} (--http)"))?,
+            )
+        }
+    };
+    let metrics = metrics_exporter_prometheus::PrometheusBuilder::new()
+        .install_recorder()
+        .context("cannot install the metrics recorder")?;
     eprintln!("mtasts resolver: listening on {}", args.listen);
     let server = ServerConfig {
         idle_timeout: Duration::from_secs_f64(args.idle_timeout),
@@ -162,7 +198,18 @@ pub(crate) async fn run(args: ResolverArgs) -> anyhow::Result<u8> {
         args.refresh_concurrency,
         shutdown.clone(),
     ));
+    let http_task = http.map(|l| {
+        if let Ok(addr) = l.local_addr() {
+            eprintln!("mtasts resolver: HTTP (/v1/policy/DOMAIN, /metrics) on {addr}");
+        }
+        let render: mtasts_resolver::http::MetricsRender = Arc::new(move || metrics.render());
+        let router = mtasts_resolver::http::router(resolver.clone(), Some(render));
+        tokio::spawn(mtasts_resolver::http::serve(l, router, shutdown.clone()))
+    });
     serve(listener, resolver, server, shutdown).await.context("serving")?;
+    if let Some(t) = http_task {
+        let _ = t.await;
+    }
     refresher.abort();
     eprintln!("mtasts resolver: stopped");
     Ok(0)

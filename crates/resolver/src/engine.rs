@@ -122,22 +122,79 @@ impl Resolver {
 
     /// The answer for `key` as map `zone` would give it.
     pub async fn answer(&self, zone: &str, key: &str) -> Answer {
+        self.explain(zone, key).await.answer
+    }
+
+    /// The answer for `key` in map `zone`, with what it was decided from.
+    pub async fn explain(&self, zone: &str, key: &str) -> Explanation {
+        let started = std::time::Instant::now();
         let options = self.zones.get(zone);
+        let mut e = Explanation {
+            key: key.to_owned(),
+            zone: zone.to_owned(),
+            domain: None,
+            decision: "not-a-domain",
+            mode: None,
+            mx: Vec::new(),
+            live_mx: Vec::new(),
+            source: None,
+            why: String::new(),
+            answer: Answer::NotFound,
+        };
         let domain = match policy_key(key) {
             PolicyKey::Domain(d) => d,
             PolicyKey::NotADomain(why) => {
-                tracing::debug!("{key:?}: {why}: NOTFOUND");
-                return Answer::NotFound;
+                e.why = format!("the key is {why}");
+                metrics::counter!("mtasts_resolver_lookups_total", "result" => "not-a-domain")
+                    .increment(1);
+                return e;
             }
         };
+        e.domain = Some(domain.as_str().to_owned());
         match self.decide(&domain).await {
-            Decision::Policy { policy, .. } => {
+            Decision::Policy { policy, source } => {
                 let live = self.live_mx(&domain, &policy, options).await;
-                answer(&domain, &policy, &live, options)
+                e.decision = "policy";
+                e.mode = Some(policy.mode().to_string());
+                e.mx = policy.mx().iter().map(ToString::to_string).collect();
+                e.source = Some(source.as_str());
+                e.answer = answer(&domain, &policy, &live, options);
+                e.why = match (&e.answer, policy.mode()) {
+                    (Answer::Secure { .. }, _) => format!(
+                        "mode: {}; verified TLS to a host whose certificate matches the policy ({})",
+                        policy.mode(),
+                        source.describe()
+                    ),
+                    (Answer::Temp(reason), _) => reason.clone(),
+                    (Answer::NotFound, mtasts_proto::Mode::Testing) => {
+                        "mode: testing: senders deliver anyway and report (strict_testing is off)"
+                            .into()
+                    }
+                    (Answer::NotFound, _) => {
+                        format!("mode: {}: treated as no policy", policy.mode())
+                    }
+                };
+                e.live_mx = live;
             }
-            Decision::NoPolicy(_) => Answer::NotFound,
-            Decision::Temporary(reason) => Answer::Temp(reason),
+            Decision::NoPolicy(reason) => {
+                e.decision = "no-policy";
+                e.why = reason.describe();
+            }
+            Decision::Temporary(reason) => {
+                e.decision = "temporary";
+                e.why = format!("the DNS could not answer and nothing is cached: {reason}");
+                e.answer = Answer::Temp(reason);
+            }
         }
+        let result = match &e.answer {
+            Answer::Secure { .. } => "secure",
+            Answer::NotFound => "notfound",
+            Answer::Temp(_) => "temp",
+        };
+        metrics::counter!("mtasts_resolver_lookups_total", "result" => result).increment(1);
+        metrics::histogram!("mtasts_resolver_lookup_seconds")
+            .record(started.elapsed().as_secs_f64());
+        e
     }
 
     /// The MX names a wildcard pattern is matched against (only looked up when needed).
@@ -319,7 +376,11 @@ impl Resolver {
     }
 
     async fn fetch(&self, domain: &DomainName) -> Result<Policy, String> {
-        let fetched = self.fetcher.fetch(domain).await.map_err(|e| e.to_string())?;
+        let fetched = self.fetcher.fetch(domain).await.map_err(|e| {
+            metrics::counter!("mtasts_resolver_fetch_errors_total", "kind" => fetch_error_kind(&e))
+                .increment(1);
+            e.to_string()
+        })?;
         Policy::parse_bytes(&fetched.body).map(|p| p.value).map_err(|e| e.to_string())
     }
 }
@@ -333,7 +394,67 @@ impl MapHandler for Resolver {
     }
 }
 
+/// An answer and what it was decided from (`mtasts resolver query`, the HTTP endpoint).
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct Explanation {
+    /// The key as asked.
+    pub key: String,
+    /// The socketmap name (zone).
+    pub zone: String,
+    /// The policy domain the key names, if any.
+    pub domain: Option<String>,
+    /// `policy`, `no-policy`, `temporary` or `not-a-domain`.
+    pub decision: &'static str,
+    /// The policy's mode.
+    pub mode: Option<String>,
+    /// The policy's `mx:` patterns.
+    pub mx: Vec<String>,
+    /// The live MX names wildcard patterns were matched against.
+    pub live_mx: Vec<String>,
+    /// Where the policy came from (`fetched`, `cache`, …).
+    pub source: Option<&'static str>,
+    /// Why, in words.
+    pub why: String,
+    /// The answer.
+    #[serde(serialize_with = "serialize_answer")]
+    pub answer: Answer,
+}
+
+fn serialize_answer<S: serde::Serializer>(a: &Answer, s: S) -> Result<S::Ok, S::Error> {
+    use serde::ser::SerializeMap;
+    let mut m = s.serialize_map(None)?;
+    match a {
+        Answer::Secure { matches, .. } => {
+            m.serialize_entry("action", "secure")?;
+            m.serialize_entry("match", matches)?;
+        }
+        Answer::NotFound => m.serialize_entry("action", "none")?,
+        Answer::Temp(reason) => {
+            m.serialize_entry("action", "defer")?;
+            m.serialize_entry("reason", reason)?;
+        }
+    }
+    m.serialize_entry("postfix", &a.reply())?;
+    m.end()
+}
+
 /// For tests and `query`: the policy id a state was fetched under.
 pub fn cached_id(state: &DomainState) -> Option<&PolicyId> {
     state.policy.as_ref().map(|c| &c.id)
+}
+
+fn fetch_error_kind(e: &mtasts_net::FetchError) -> &'static str {
+    use mtasts_net::FetchError as F;
+    match e {
+        F::Resolve(_) => "dns",
+        F::Connect { .. } => "connect",
+        F::Timeout { .. } => "timeout",
+        F::Certificate { .. } => "certificate",
+        F::Tls { .. } => "tls",
+        F::Redirect { .. } => "redirect",
+        F::Status { .. } => "status",
+        F::ContentType { .. } => "content-type",
+        F::TooLarge { .. } => "too-large",
+        _ => "other",
+    }
 }

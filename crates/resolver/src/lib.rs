@@ -4,6 +4,7 @@
 //! | module | what |
 //! |---|---|
 //! | [`engine`] | the resolver: lifecycle driven by real DNS and HTTPS, one flight per domain, answers per zone |
+//! | [`http`] | the same decisions as JSON (`GET /v1/policy/DOMAIN`) and Prometheus `/metrics` |
 //! | [`cache`] | where domain states are kept (one trait, several backends) |
 //! | [`server`] | the socketmap server: netstrings on TCP or a unix socket, pipelined, bounded |
 //! | [`lifecycle`] | the policy cache's rules as pure code: TXT id tracking, `max_age`, back-off, negative cache, refresh (RFC 8461 §3.1, §3.3, §5.1, §10.2) |
@@ -15,6 +16,7 @@
 
 pub mod cache;
 pub mod engine;
+pub mod http;
 pub mod lifecycle;
 pub mod server;
 

@@ -127,6 +127,38 @@ pub enum Source {
     CacheBackoff,
 }
 
+impl Source {
+    /// A short stable name (`fetched`, `cache`, …).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Fetched => "fetched",
+            Self::Cache => "cache",
+            Self::CacheSameId => "cache-same-id",
+            Self::CacheTxtGone => "cache-txt-gone",
+            Self::CacheDnsFailed => "cache-dns-failed",
+            Self::CacheFetchFailed => "cache-fetch-failed",
+            Self::CacheBackoff => "cache-backoff",
+        }
+    }
+
+    /// In words.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Self::Fetched => "fetched now",
+            Self::Cache => "cached",
+            Self::CacheSameId => "cached; the TXT record has the same id",
+            Self::CacheTxtGone => {
+                "cached; the TXT record is gone, the cache stays in force (RFC 8461 §3.1)"
+            }
+            Self::CacheDnsFailed => "cached; the DNS could not answer for the TXT record",
+            Self::CacheFetchFailed => "cached; fetching the new policy failed (RFC 8461 §5.1)",
+            Self::CacheBackoff => {
+                "cached; a fetch for the new id failed less than 5 minutes ago (RFC 8461 §3.3)"
+            }
+        }
+    }
+}
+
 /// Why a lookup found no policy.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum NoPolicyReason {
@@ -136,6 +168,19 @@ pub enum NoPolicyReason {
     FetchFailed(String),
     /// The record exists, but a fetch for its id failed recently (§3.3 back-off).
     Backoff,
+}
+
+impl NoPolicyReason {
+    /// In words.
+    pub fn describe(&self) -> String {
+        match self {
+            Self::NoRecord => "no _mta-sts TXT record: the domain has no MTA-STS policy".into(),
+            Self::FetchFailed(reason) => format!(
+                "the TXT record exists but the policy could not be fetched ({reason}) and none is cached: delivered as without MTA-STS (RFC 8461 §5.1)"
+            ),
+            Self::Backoff => "the TXT record exists but fetching its policy failed less than 5 minutes ago (RFC 8461 §3.3)".into(),
+        }
+    }
 }
 
 /// What the TXT lookup found.

@@ -40,6 +40,21 @@ async fn socketmap_query(port: u16, key: &str) -> String {
     }
 }
 
+/// A plain HTTP/1.1 GET on loopback; the body.
+async fn http_get(port: u16, path: &str) -> String {
+    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+    s.write_all(
+        format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").as_bytes(),
+    )
+    .await
+    .unwrap();
+    let mut out = Vec::new();
+    s.read_to_end(&mut out).await.unwrap();
+    let text = String::from_utf8(out).unwrap();
+    assert!(text.starts_with("HTTP/1.1 200"), "{text}");
+    text.split_once("\r\n\r\n").unwrap().1.to_owned()
+}
+
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
@@ -51,7 +66,9 @@ async fn daemon_cache_survives_kill_9_then_dump_and_purge() {
     let cache = format!("sqlite://{}", dir.path().join("resolver.db").display());
     let port = free_port();
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_mtasts"));
-    cmd.args(["resolver", "--listen", &format!("127.0.0.1:{port}"), "--cache", &cache]);
+    let http_port = free_port();
+    cmd.args(["resolver", "--listen", &format!("127.0.0.1:{port}"), "--cache", &cache])
+        .args(["--http", &format!("127.0.0.1:{http_port}")]);
     net_args(&mut cmd, &w);
     let mut daemon =
         cmd.stdout(Stdio::null()).stderr(Stdio::piped()).kill_on_drop(true).spawn().unwrap();
@@ -60,6 +77,16 @@ async fn daemon_cache_survives_kill_9_then_dump_and_purge() {
         .expect("the daemon answers");
     assert_eq!(reply, "OK secure match=mx1.good.test servername=hostname");
     assert_eq!(socketmap_query(port, "no-mta-sts.test").await, "NOTFOUND ");
+    // The same decision over HTTP, and the metrics that counted both lookups.
+    let json = http_get(http_port, "/v1/policy/good.test").await;
+    let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(v["decision"], "policy");
+    assert_eq!(v["mode"], "enforce");
+    assert_eq!(v["answer"]["match"][0], "mx1.good.test");
+    assert_eq!(v["source"], "cache");
+    let metrics = http_get(http_port, "/metrics").await;
+    assert!(metrics.contains("mtasts_resolver_lookups_total{result=\"secure\"}"), "{metrics}");
+    assert!(metrics.contains("mtasts_resolver_lookups_total{result=\"notfound\"}"), "{metrics}");
     daemon.start_kill().unwrap(); // SIGKILL
     daemon.wait().await.unwrap();
 
@@ -102,10 +129,10 @@ async fn query_and_bad_arguments() {
     net_args(&mut cmd, &w);
     let out = cmd.output().await.unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
-    assert_eq!(
-        String::from_utf8_lossy(&out.stdout).trim(),
-        "OK secure match=mx1.good.test servername=hostname"
-    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let mut lines = stdout.lines();
+    assert_eq!(lines.next(), Some("OK secure match=mx1.good.test servername=hostname"));
+    assert!(lines.next().unwrap().starts_with("why: mode: enforce; verified TLS"), "{stdout}");
 
     let out = Command::new(env!("CARGO_BIN_EXE_mtasts"))
         .args(["resolver", "--listen", "not-an-address", "--cache", "memory"])
