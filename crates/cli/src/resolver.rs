@@ -7,21 +7,30 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
 use mtasts_proto::postfix::ZoneOptions;
+use mtasts_resolver::config::Config;
 use mtasts_resolver::server::{Listener, ServerConfig, Shutdown, serve};
 use mtasts_resolver::{Resolver, Zones};
 
 use crate::net_args::NetArgs;
 
-/// Arguments of `mtasts resolver`.
+/// Arguments of `mtasts resolver`. Settings come from `--config`, then the environment, then
+/// flags (a flag wins); the defaults are shown in each flag's help.
 #[derive(Debug, Args)]
 #[command(args_conflicts_with_subcommands = true)]
 pub(crate) struct ResolverArgs {
     #[command(subcommand)]
     pub(crate) command: Option<ResolverCommand>,
+    /// Configuration file: this resolver's TOML, or postfix-mta-sts-resolver's
+    /// mta-sts-daemon.yml as it is (host, port, path, cache, zones, proactive fetching).
+    #[arg(long, env = "MTASTS_RESOLVER_CONFIG", value_name = "FILE")]
+    pub(crate) config: Option<std::path::PathBuf>,
+    /// Check the configuration (file, environment, flags), print it as TOML and exit.
+    #[arg(long)]
+    pub(crate) check_config: bool,
     /// Where to listen: IP:PORT, or unix:/path/to/socket. Postfix:
-    /// `smtp_tls_policy_maps = socketmap:inet:127.0.0.1:8461:postfix`.
-    #[arg(long, env = "MTASTS_RESOLVER_LISTEN", default_value = "127.0.0.1:8461")]
-    pub(crate) listen: String,
+    /// `smtp_tls_policy_maps = socketmap:inet:127.0.0.1:8461:postfix`. [default: 127.0.0.1:8461]
+    #[arg(long, env = "MTASTS_RESOLVER_LISTEN")]
+    pub(crate) listen: Option<String>,
     /// Seconds an idle Postfix connection is kept open (Postfix closes its side after 10 s).
     #[arg(long, default_value_t = 60.0)]
     pub(crate) idle_timeout: f64,
@@ -30,30 +39,34 @@ pub(crate) struct ResolverArgs {
     pub(crate) max_connections: usize,
     /// Seconds between looks for cached policies due for a refresh (RFC 8461 §3.3: refresh
     /// before max_age runs out; a policy is due when a quarter of its max_age is left).
-    #[arg(long, default_value_t = 300.0)]
-    pub(crate) refresh_every: f64,
+    /// [default: 300]
+    #[arg(long)]
+    pub(crate) refresh_every: Option<f64>,
     /// Policy hosts fetched at once by the refresh (protects the policy hosts and your link).
-    #[arg(long, default_value_t = 8)]
-    pub(crate) refresh_concurrency: usize,
+    /// [default: 8]
+    #[arg(long)]
+    pub(crate) refresh_concurrency: Option<usize>,
     /// HTTP listener for `GET /v1/policy/DOMAIN` (the same decisions as JSON, for Exim,
     /// Haraka and scripts) and Prometheus `GET /metrics`; `off` for none. Keep it on loopback.
-    #[arg(long, env = "MTASTS_RESOLVER_HTTP", default_value = "127.0.0.1:8462")]
-    pub(crate) http: String,
-    /// The policy cache: `memory` (lost on restart), `sqlite://PATH` (the default: embedded,
-    /// survives restarts and kill -9) or `postgres://…` (shared by several resolvers).
-    #[arg(long, env = "MTASTS_RESOLVER_CACHE", default_value = DEFAULT_CACHE)]
-    pub(crate) cache: String,
+    /// [default: 127.0.0.1:8462]
+    #[arg(long, env = "MTASTS_RESOLVER_HTTP")]
+    pub(crate) http: Option<String>,
+    /// The policy cache: `memory` (lost on restart), `sqlite://PATH` (embedded, survives
+    /// restarts and kill -9) or `postgres://…` (shared by several resolvers).
+    /// [default: sqlite://mtasts-resolver.db]
+    #[arg(long, env = "MTASTS_RESOLVER_CACHE")]
+    pub(crate) cache: Option<String>,
     #[command(flatten)]
     pub(crate) zone: ZoneArgs,
     #[command(flatten)]
     pub(crate) net: NetArgs,
 }
 
-/// Default cache: a SQLite file in the current directory (the systemd unit points it at
-/// /var/lib/mtasts).
+/// Default cache of `dump` and `purge`: the daemon's default.
 const DEFAULT_CACHE: &str = "sqlite://mtasts-resolver.db";
 
-/// Options of the default zone (every socketmap name).
+/// Options of the default zone (every socketmap name not configured otherwise). Each flag
+/// turns its option on over the configuration file.
 #[derive(Debug, Clone, Args)]
 pub(crate) struct ZoneArgs {
     /// Enforce `mode: testing` policies too (postfix-mta-sts-resolver's `strict_testing`).
@@ -73,13 +86,13 @@ pub(crate) struct ZoneArgs {
 }
 
 impl ZoneArgs {
-    fn options(&self) -> ZoneOptions {
-        ZoneOptions {
-            strict_testing: self.strict_testing,
-            require_sni: !self.no_sni,
-            tlsrpt: self.tlsrpt,
-            wildcard_dot: self.wildcard_dot,
-        }
+    /// `base` with the options these flags turn on.
+    fn apply(&self, mut base: ZoneOptions) -> ZoneOptions {
+        base.strict_testing |= self.strict_testing;
+        base.require_sni &= !self.no_sni;
+        base.tlsrpt |= self.tlsrpt;
+        base.wildcard_dot |= self.wildcard_dot;
+        base
     }
 }
 
@@ -132,7 +145,34 @@ pub(crate) enum ResolverCommand {
 }
 
 fn zones(args: &ZoneArgs) -> Zones {
-    Zones { default: args.options(), named: Default::default() }
+    Zones { default: args.apply(ZoneOptions::default()), named: Default::default() }
+}
+
+/// The configuration: the file (if any), then flags and environment over it.
+fn settings(args: &ResolverArgs) -> anyhow::Result<Config> {
+    let mut c = match &args.config {
+        Some(path) => Config::load(path)?,
+        None => Config::default(),
+    };
+    if let Some(v) = &args.listen {
+        c.listen.clone_from(v);
+    }
+    if let Some(v) = &args.http {
+        c.http.clone_from(v);
+    }
+    if let Some(v) = &args.cache {
+        c.cache.clone_from(v);
+    }
+    if let Some(v) = args.refresh_every {
+        c.refresh_every = v;
+    }
+    if let Some(v) = args.refresh_concurrency {
+        c.refresh_concurrency = v;
+    }
+    if !(c.refresh_every.is_finite() && c.refresh_every >= 1.0) {
+        bail!("--refresh-every must be at least 1 second");
+    }
+    Ok(c)
 }
 
 pub(crate) async fn run(args: ResolverArgs) -> anyhow::Result<u8> {
@@ -158,16 +198,34 @@ pub(crate) async fn run(args: ResolverArgs) -> anyhow::Result<u8> {
     if !(args.idle_timeout.is_finite() && args.idle_timeout > 0.0) {
         bail!("--idle-timeout must be a positive number of seconds");
     }
-    if !(args.refresh_every.is_finite() && args.refresh_every >= 1.0) {
-        bail!("--refresh-every must be at least 1 second");
+    let settings = settings(&args)?;
+    let mut zones = settings.zones();
+    zones.default = args.zone.apply(zones.default);
+    if args.check_config {
+        if !settings.listen.starts_with("unix:")
+            && settings.listen.parse::<std::net::SocketAddr>().is_err()
+        {
+            bail!("--listen {:?} is neither IP:PORT nor unix:/path", settings.listen);
+        }
+        mtasts_resolver::cache::check(&settings.cache).context("--cache")?;
+        let mut shown = settings.clone();
+        shown.default_zone = mtasts_resolver::config::ZoneConfig {
+            strict_testing: zones.default.strict_testing,
+            require_sni: zones.default.require_sni,
+            tlsrpt: zones.default.tlsrpt,
+            wildcard_dot: zones.default.wildcard_dot,
+        };
+        print!("{}", shown.to_toml());
+        eprintln!("mtasts resolver: the configuration is valid");
+        return Ok(0);
     }
     let cache =
-        mtasts_resolver::cache::open(&args.cache).await.context("opening the policy cache")?;
-    let resolver = Resolver::from_config(&config, zones(&args.zone))
+        mtasts_resolver::cache::open(&settings.cache).await.context("opening the policy cache")?;
+    let resolver = Resolver::from_config(&config, zones)
         .context("cannot set up the resolver")?
         .with_cache(cache);
-    let listener = bind(&args.listen).await?;
-    let http = match args.http.as_str() {
+    let listener = bind(&settings.listen).await?;
+    let http = match settings.http.as_str() {
         "off" | "" => None,
         addr => {
             let addr: std::net::SocketAddr = addr
@@ -183,7 +241,7 @@ pub(crate) async fn run(args: ResolverArgs) -> anyhow::Result<u8> {
     let metrics = metrics_exporter_prometheus::PrometheusBuilder::new()
         .install_recorder()
         .context("cannot install the metrics recorder")?;
-    eprintln!("mtasts resolver: listening on {}", args.listen);
+    eprintln!("mtasts resolver: listening on {}", settings.listen);
     let server = ServerConfig {
         idle_timeout: Duration::from_secs_f64(args.idle_timeout),
         max_connections: args.max_connections,
@@ -194,8 +252,8 @@ pub(crate) async fn run(args: ResolverArgs) -> anyhow::Result<u8> {
     let shutdown = with_sigterm(shutdown);
     let resolver = Arc::new(resolver);
     let refresher = tokio::spawn(resolver.clone().refresh_loop(
-        Duration::from_secs_f64(args.refresh_every),
-        args.refresh_concurrency,
+        Duration::from_secs_f64(settings.refresh_every),
+        settings.refresh_concurrency,
         shutdown.clone(),
     ));
     let http_task = http.map(|l| {

@@ -263,6 +263,14 @@ impl PolicyCache for Tiered {
     }
 }
 
+/// Checks that a `--cache` value names a cache, without opening it.
+pub fn check(spec: &str) -> Result<(), CacheError> {
+    if spec == "memory" {
+        return Ok(());
+    }
+    mtasts_store::DatabaseUrl::parse(spec).map(|_| ()).map_err(|e| backend_error("--cache", e))
+}
+
 /// The cache a `--cache` value names: `memory`, or a database URL (`sqlite://PATH`,
 /// `postgres://…`) with memory in front of it.
 pub async fn open(spec: &str) -> Result<Arc<dyn PolicyCache>, CacheError> {

@@ -151,3 +151,42 @@ async fn query_and_bad_arguments() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("unsupported database URL"));
 }
+
+/// `--check-config` reads postfix-mta-sts-resolver's own file as it is, shows the result, and
+/// names the file and key of a mistake.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_config_reads_the_python_daemons_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let yml = dir.path().join("mta-sts-daemon.yml");
+    std::fs::write(
+        &yml,
+        "host: 127.0.0.1\nport: 18461\ncache:\n  type: sqlite\n  options:\n    filename: /tmp/x.db\n\
+         default_zone:\n  strict_testing: true\n  timeout: 4\nzones:\n  tls:\n    tlsrpt: true\n",
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_mtasts"))
+        .args(["resolver", "--check-config", "--config"])
+        .arg(&yml)
+        .env_remove("MTASTS_RESOLVER_CACHE")
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let toml = String::from_utf8_lossy(&out.stdout);
+    assert!(toml.contains("listen = \"127.0.0.1:18461\""), "{toml}");
+    assert!(toml.contains("cache = \"sqlite:///tmp/x.db\""), "{toml}");
+    assert!(toml.contains("strict_testing = true"), "{toml}");
+    assert!(toml.contains("[zones.tls]"), "{toml}");
+
+    let bad = dir.path().join("resolver.toml");
+    std::fs::write(&bad, "listen = \"127.0.0.1:1\"\nlisen = 2\n").unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_mtasts"))
+        .args(["resolver", "--check-config", "--config"])
+        .arg(&bad)
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("resolver.toml") && err.contains("lisen"), "{err}");
+}
