@@ -1,6 +1,7 @@
 //! Where the resolver keeps each domain's [`DomainState`]. One trait, several backends:
 //! [`MemoryCache`] (lost on restart), [`SqlCache`] (SQLite, the default, embedded and
-//! persistent; or PostgreSQL for a fleet), and [`Tiered`] (memory in front of a persistent
+//! persistent; or PostgreSQL for a fleet), [`RedisCache`] (a fleet; entries expire in Redis
+//! with their policy), and [`Tiered`] (memory in front of a persistent
 //! backend, so a hit costs no database round trip). Every backend passes the same test suite.
 //!
 //! Stored entries carry the policy as its text, parsed again when read: an entry that no
@@ -263,22 +264,187 @@ impl PolicyCache for Tiered {
     }
 }
 
+/// The cache in Redis (shared by a fleet of resolvers): one key per domain,
+/// `<prefix><domain>`, holding the stored state, set to expire when the entry dies (`EXAT`),
+/// so Redis drops dead entries itself.
+#[derive(Clone)]
+pub struct RedisCache {
+    conn: redis::aio::ConnectionManager,
+    prefix: String,
+    name: String,
+    clock: fn() -> i64,
+}
+
+impl std::fmt::Debug for RedisCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisCache")
+            .field("name", &self.name)
+            .field("prefix", &self.prefix)
+            .finish()
+    }
+}
+
+/// Time to wait for Redis to accept the first connection.
+const REDIS_CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
+impl RedisCache {
+    /// Connects to `url` (`redis://[:password@]host[:port][/db]`); keys start with `prefix`.
+    pub async fn open(url: &str, prefix: &str) -> Result<Self, CacheError> {
+        let name = redact_redis(url);
+        let client = redis::Client::open(url).map_err(|e| backend_error(&name, e))?;
+        let conn = tokio::time::timeout(REDIS_CONNECT_TIMEOUT, client.get_connection_manager())
+            .await
+            .map_err(|_| backend_error(&name, "does not answer"))?
+            .map_err(|e| backend_error(&name, e))?;
+        Ok(Self { conn, prefix: prefix.to_owned(), name, clock: crate::engine::system_now })
+    }
+
+    /// The same cache reading the time from `clock`, for tests.
+    pub fn with_clock(mut self, clock: fn() -> i64) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    fn key(&self, domain: &str) -> String {
+        format!("{}{domain}", self.prefix)
+    }
+}
+
+/// A Redis URL without its password.
+fn redact_redis(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let creds = &url[scheme + 3..at];
+            match creds.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme + 3], &url[at..]),
+                None => format!("{}***{}", &url[..scheme + 3], &url[at..]),
+            }
+        }
+        _ => url.to_owned(),
+    }
+}
+
+#[async_trait]
+impl PolicyCache for RedisCache {
+    async fn get(&self, domain: &DomainName) -> Result<Option<DomainState>, CacheError> {
+        let mut conn = self.conn.clone();
+        let text: Option<String> = redis::cmd("GET")
+            .arg(self.key(domain.as_str()))
+            .query_async(&mut conn)
+            .await
+            .map_err(|e| backend_error(&self.name, e))?;
+        Ok(text.and_then(|t| decode_state(domain.as_str(), &t)))
+    }
+
+    async fn put(&self, domain: &DomainName, state: &DomainState) -> Result<(), CacheError> {
+        let (text, expires_at) = encode_state(state);
+        let mut conn = self.conn.clone();
+        if expires_at <= (self.clock)() {
+            return self.remove(domain).await;
+        }
+        let _: () = redis::cmd("SET")
+            .arg(self.key(domain.as_str()))
+            .arg(text)
+            .arg("EXAT")
+            .arg(expires_at)
+            .query_async(&mut conn)
+            .await
+            .map_err(|e| backend_error(&self.name, e))?;
+        Ok(())
+    }
+
+    async fn remove(&self, domain: &DomainName) -> Result<(), CacheError> {
+        let mut conn = self.conn.clone();
+        let _: i64 = redis::cmd("DEL")
+            .arg(self.key(domain.as_str()))
+            .query_async(&mut conn)
+            .await
+            .map_err(|e| backend_error(&self.name, e))?;
+        Ok(())
+    }
+
+    async fn entries(&self) -> Result<Vec<(DomainName, DomainState)>, CacheError> {
+        let mut conn = self.conn.clone();
+        let pattern = format!("{}*", self.prefix);
+        let mut cursor = 0u64;
+        let mut keys: Vec<String> = Vec::new();
+        loop {
+            let (next, batch): (u64, Vec<String>) = redis::cmd("SCAN")
+                .cursor_arg(cursor)
+                .arg("MATCH")
+                .arg(&pattern)
+                .arg("COUNT")
+                .arg(1000)
+                .query_async(&mut conn)
+                .await
+                .map_err(|e| backend_error(&self.name, e))?;
+            keys.extend(batch);
+            if next == 0 {
+                break;
+            }
+            cursor = next;
+        }
+        keys.sort();
+        keys.dedup();
+        let mut out = Vec::with_capacity(keys.len());
+        for chunk in keys.chunks(500) {
+            let values: Vec<Option<String>> = redis::cmd("MGET")
+                .arg(chunk)
+                .query_async(&mut conn)
+                .await
+                .map_err(|e| backend_error(&self.name, e))?;
+            for (key, value) in chunk.iter().zip(values) {
+                let name = &key[self.prefix.len()..];
+                if let (Ok(d), Some(v)) = (DomainName::parse_ascii(name), value)
+                    && let Some(s) = decode_state(name, &v)
+                {
+                    out.push((d, s));
+                }
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// Keys of the Redis cache start with this.
+pub const REDIS_PREFIX: &str = "mtasts:policy:";
+
 /// Checks that a `--cache` value names a cache, without opening it.
 pub fn check(spec: &str) -> Result<(), CacheError> {
     if spec == "memory" {
         return Ok(());
     }
+    if spec.starts_with("redis://") || spec.starts_with("rediss://") {
+        return redis::Client::open(spec).map(|_| ()).map_err(|e| backend_error("--cache", e));
+    }
     mtasts_store::DatabaseUrl::parse(spec).map(|_| ()).map_err(|e| backend_error("--cache", e))
 }
 
-/// The cache a `--cache` value names: `memory`, or a database URL (`sqlite://PATH`,
-/// `postgres://…`) with memory in front of it.
+/// The cache a `--cache` value names: `memory`, a database URL (`sqlite://PATH`,
+/// `postgres://…`) or `redis://…`, with memory in front of the persistent ones.
 pub async fn open(spec: &str) -> Result<Arc<dyn PolicyCache>, CacheError> {
     if spec == "memory" {
         return Ok(Arc::new(MemoryCache::default()));
+    }
+    if spec.starts_with("redis://") || spec.starts_with("rediss://") {
+        let back = RedisCache::open(spec, REDIS_PREFIX).await?;
+        return Ok(Arc::new(Tiered::new(Arc::new(back))));
     }
     let url = mtasts_store::DatabaseUrl::parse(spec).map_err(|e| backend_error("--cache", e))?;
     let name = url.to_string();
     let db = mtasts_store::Database::open(&url).await.map_err(|e| backend_error(&name, e))?;
     Ok(Arc::new(Tiered::new(Arc::new(SqlCache::open(db).await?))))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact_redis;
+
+    #[test]
+    fn redis_passwords_are_redacted() {
+        assert_eq!(redact_redis("redis://:s3cret@h:6379/0"), "redis://:***@h:6379/0");
+        assert_eq!(redact_redis("redis://user:s3cret@h/1"), "redis://user:***@h/1");
+        assert_eq!(redact_redis("redis://token@h"), "redis://***@h");
+        assert_eq!(redact_redis("redis://127.0.0.1:6379/"), "redis://127.0.0.1:6379/");
+    }
 }

@@ -1,4 +1,4 @@
-//! What a test needs from this machine beyond loopback — PostgreSQL, Chromium, Debian programs
+//! What a test needs from this machine beyond loopback — PostgreSQL, Redis, Chromium, Debian programs
 //! such as Postfix's `postmap` — and the one
 //! rule for when it is missing: locally the test is skipped with a message saying what to
 //! install or set; under CI ([`in_ci`]) it fails, because CI (`.ci/run`) provides everything.
@@ -53,6 +53,38 @@ pub fn postgres_url() -> Option<String> {
             &format!(
                 "nothing accepts connections at {host}:{port}; start it or set {POSTGRES_ENV}"
             ),
+        )
+    }
+}
+
+/// The environment variable naming the test Redis.
+pub const REDIS_ENV: &str = "MTASTS_TEST_REDIS";
+
+/// The test Redis when [`REDIS_ENV`] is unset.
+pub const DEFAULT_REDIS_URL: &str = "redis://127.0.0.1:6379/";
+
+/// The test Redis's URL ([`REDIS_ENV`], else [`DEFAULT_REDIS_URL`]) if something accepts
+/// connections at its host and port; otherwise `None` after saying so, or a panic under CI.
+/// Tests use keys under a prefix of their own and delete them.
+pub fn redis_url() -> Option<String> {
+    let url = std::env::var(REDIS_ENV)
+        .ok()
+        .filter(|s| !s.trim().is_empty())
+        .unwrap_or_else(|| DEFAULT_REDIS_URL.to_owned());
+    let rest = url.split_once("://").map_or(url.as_str(), |(_, r)| r);
+    let rest = rest.rsplit_once('@').map_or(rest, |(_, r)| r);
+    let hostport = rest.split('/').next().unwrap_or("127.0.0.1:6379");
+    let hostport =
+        if hostport.contains(':') { hostport.to_owned() } else { format!("{hostport}:6379") };
+    let answers = hostport.to_socket_addrs().is_ok_and(|mut addrs| {
+        addrs.any(|addr| TcpStream::connect_timeout(&addr, CONNECT_TIMEOUT).is_ok())
+    });
+    if answers {
+        Some(url)
+    } else {
+        missing(
+            "Redis",
+            &format!("nothing accepts connections at {hostport}; start it or set {REDIS_ENV}"),
         )
     }
 }

@@ -85,6 +85,43 @@ async fn postgres() {
 }
 
 #[tokio::test]
+async fn redis() {
+    let Some(url) = mtasts_testkit::require::redis_url() else { return };
+    let prefix = format!(
+        "mtasts-test:{}:{}:",
+        std::process::id(),
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos()
+    );
+    let cache = mtasts_resolver::cache::RedisCache::open(&url, &prefix).await.unwrap();
+    // Redis expires keys by the real clock: the suite's states must expire in the future.
+    let a = d("a.example");
+    let mut state = with_policy(86_400, now_real() - 10);
+    state.txt_until = now_real() + 300;
+    state.backoff = None;
+    cache.put(&a, &state).await.unwrap();
+    assert_eq!(cache.get(&a).await.unwrap(), Some(state.clone()));
+    let entries = cache.entries().await.unwrap();
+    assert_eq!(entries.len(), 1);
+    assert_eq!(entries[0].0, a);
+    // An entry already dead is not stored.
+    let old = d("old.example");
+    let mut expired = with_policy(3600, now_real() - 7200);
+    expired.backoff = None;
+    cache.put(&old, &expired).await.unwrap();
+    assert_eq!(cache.get(&old).await.unwrap(), None);
+    cache.remove(&a).await.unwrap();
+    assert_eq!(cache.get(&a).await.unwrap(), None);
+    assert!(cache.entries().await.unwrap().is_empty());
+}
+
+fn now_real() -> i64 {
+    i64::try_from(
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs(),
+    )
+    .unwrap()
+}
+
+#[tokio::test]
 async fn memory_in_front_of_sqlite() {
     let db = TestDb::sqlite();
     let back = Arc::new(SqlCache::open(db.database().await).await.unwrap().with_clock(clock));
