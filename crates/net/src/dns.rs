@@ -504,9 +504,12 @@ async fn ad_bit(server: SocketAddr, name: Name, rtype: RecordType) -> Option<boo
     }
 }
 
-/// A [`DnsClient`] that spaces queries to at most `per_second` (a polite scan must not flood
-/// the resolver it shares with others). Each query waits for its slot; slots are handed out in
-/// order of asking.
+/// A [`DnsClient`] that spaces lookups to at most `per_second`, whatever client is inside.
+/// Each lookup waits for its slot; slots are handed out in order of asking.
+///
+/// [`HickoryDns`] paces each of its servers itself (adaptive, with the optional fixed ceiling
+/// [`DnsOptions::max_rate`], counting every datagram including resends; see [`pacing`]); this
+/// wrapper is for other clients.
 pub struct RateLimitedDns {
     inner: std::sync::Arc<dyn DnsClient>,
     interval: Duration,

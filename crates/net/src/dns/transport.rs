@@ -234,9 +234,10 @@ impl Transport {
             if Instant::now() >= next_send && next_send < deadline {
                 let i = (first + sends as usize) % self.servers.len();
                 let server = &self.servers[i];
-                if sends > 0 {
+                if sends > 0
+                    && let Some(&(prev, _, _)) = sent_to.last()
+                {
                     // The previous datagram went unanswered.
-                    let (prev, _, _) = sent_to[sent_to.len() - 1];
                     self.servers[prev].signal(Signal::Lost);
                     self.counters.resends.fetch_add(1, Ordering::Relaxed);
                 }
@@ -264,7 +265,11 @@ impl Transport {
             };
             tokio::select! {
                 received = socket.recv_from(&mut buf) => {
-                    let Ok((n, from)) = received else { continue };
+                    let Ok((n, from)) = received else {
+                        // A local socket error: do not spin on it; the schedule goes on.
+                        tokio::time::sleep_until(wake).await;
+                        continue;
+                    };
                     let Some(&(i, at, nth)) = sent_to.iter().find(|(i, _, _)| self.servers[*i].addr == from) else {
                         continue;
                     };
@@ -356,6 +361,12 @@ impl Transport {
         }
         server.signal(signal_of(reply.metadata.response_code));
         Ok(reply)
+    }
+}
+
+impl Drop for Transport {
+    fn drop(&mut self) {
+        tracing::debug!(stats = ?self.stats(), rates = ?self.rates(), "DNS transport done");
     }
 }
 
