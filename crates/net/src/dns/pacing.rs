@@ -30,7 +30,8 @@
 //!   without one there is no limit until the server signals congestion.
 //!
 //! Retransmission: the timeout before a query is resent follows RFC 6298 §2 (smoothed round
-//! trip time plus four deviations, from answers to queries sent once only, Karn's rule),
+//! trip time plus four deviations; every datagram has its own id, so each answer times the
+//! datagram it answers),
 //! bounded by [`MIN_RTO`] and [`MAX_RTO`], [`INITIAL_RTO`] before the first answer, and doubles
 //! for each resend of one query (RFC 6298 §5.5). RFC 1035 §4.2.1: "The retransmission interval
 //! should be based on prior statistics if possible."
@@ -57,8 +58,9 @@ pub const INCREASE_SHARE: f64 = 0.1;
 pub const RECOVERED: f64 = 2.0;
 /// Retransmission timeout before any answer was timed.
 pub const INITIAL_RTO: Duration = Duration::from_millis(400);
-/// Shortest retransmission timeout.
-pub const MIN_RTO: Duration = Duration::from_millis(300);
+/// Shortest retransmission timeout (unbound's `infra-cache-min-rtt` is 50 ms; this is more
+/// patient with a resolver whose cached answers are fast and uncached ones are not).
+pub const MIN_RTO: Duration = Duration::from_millis(150);
 /// Longest retransmission timeout (also after doubling).
 pub const MAX_RTO: Duration = Duration::from_secs(2);
 
@@ -204,7 +206,7 @@ pub struct RttEstimator {
 }
 
 impl RttEstimator {
-    /// Takes the round-trip time of a query answered without being resent.
+    /// Takes the round-trip time of one datagram and its answer.
     pub fn sample(&mut self, rtt: Duration) {
         self.state = Some(match self.state {
             // RFC 6298 §2.2: SRTT <- R, RTTVAR <- R/2.
@@ -372,6 +374,6 @@ mod tests {
         assert_eq!(e.backed_off(10), MAX_RTO);
         let mut fresh = RttEstimator::default();
         fresh.sample(ms(1));
-        assert_eq!(fresh.backed_off(1), ms(600));
+        assert_eq!(fresh.backed_off(1), MIN_RTO * 2);
     }
 }

@@ -222,38 +222,42 @@ impl Transport {
         {
             return Ok(answer);
         }
-        let socket = bind_for(self.servers[first].addr).await?;
+        let socket = bind_for(server.addr).await?;
         let mut buf = vec![0u8; UDP_BUFFER];
-        // Servers sent to, and when the first datagram went (for the round-trip sample).
-        let mut sent_to: Vec<(usize, Instant, u32)> = Vec::new();
+        // Each datagram: (server index, its id, when it went). Every resend has an id of its
+        // own, so an answer tells which datagram it answers: a late answer is not a lost one,
+        // and its round trip can be timed without the retransmission ambiguity (RFC 6298 §3).
+        let mut sent: Vec<(usize, u16, Instant)> = Vec::new();
         let mut sends: u32 = 0;
         let mut next_send = Instant::now();
         let mut tcp: Option<std::pin::Pin<Box<TcpFuture<'_>>>> = None;
+        let lost = |datagrams: &[(usize, u16, Instant)]| {
+            for &(k, _, _) in datagrams {
+                self.servers[k].signal(Signal::Lost);
+            }
+        };
         loop {
             // Time to (re)send?
             if Instant::now() >= next_send && next_send < deadline {
                 let i = (first + sends as usize) % self.servers.len();
-                let server = &self.servers[i];
-                if sends > 0
-                    && let Some(&(prev, _, _)) = sent_to.last()
-                {
-                    // The previous datagram went unanswered.
-                    self.servers[prev].signal(Signal::Lost);
+                let target = &self.servers[i];
+                if sends > 0 {
                     self.counters.resends.fetch_add(1, Ordering::Relaxed);
                 }
-                let tcp_due = sends >= UDP_SENDS_BEFORE_TCP
-                    || (sends >= 1 && self.servers[first].backing_off());
+                let tcp_due = sends >= UDP_SENDS_BEFORE_TCP || (sends >= 1 && server.backing_off());
                 if tcp_due && tcp.is_none() {
-                    let s = &self.servers[first];
-                    tcp = Some(Box::pin(self.ask_tcp(s, id, &wire, deadline)));
+                    tcp = Some(Box::pin(self.ask_tcp(server, id, &wire, deadline)));
                 }
-                if server.pace(deadline).await {
+                if target.pace(deadline).await {
+                    let dgram_id = if sends == 0 { id } else { random_id() };
+                    let dgram =
+                        if sends == 0 { wire.clone() } else { encode(dgram_id, name, rtype)? };
                     self.counters.udp_sent.fetch_add(1, Ordering::Relaxed);
                     // A send error (e.g. no route) is like a lost datagram: the schedule goes on.
-                    let _ = socket.send_to(&wire, server.addr).await;
-                    sent_to.push((i, Instant::now(), sends));
+                    let _ = socket.send_to(&dgram, target.addr).await;
+                    sent.push((i, dgram_id, Instant::now()));
                 }
-                next_send = Instant::now() + server.rto(sends);
+                next_send = Instant::now() + target.rto(sends);
                 sends += 1;
             }
             let wake = next_send.min(deadline);
@@ -270,38 +274,42 @@ impl Transport {
                         tokio::time::sleep_until(wake).await;
                         continue;
                     };
-                    let Some(&(i, at, nth)) = sent_to.iter().find(|(i, _, _)| self.servers[*i].addr == from) else {
+                    let Some(reply) = decode(&buf[..n], name, rtype) else { continue };
+                    let Some(j) = sent.iter().position(|&(k, did, _)| {
+                        did == reply.metadata.id && self.servers[k].addr == from
+                    }) else {
                         continue;
                     };
-                    let Some(reply) = decode(&buf[..n], id, name, rtype) else { continue };
-                    let server = &self.servers[i];
+                    let (k, _, at) = sent[j];
+                    let answered_by = &self.servers[k];
+                    // The datagrams before the one answered went unanswered for at least a
+                    // retransmission timeout each.
+                    lost(&sent[..j]);
+                    answered_by.sample(at.elapsed());
                     if reply.metadata.truncation {
                         self.counters.truncated.fetch_add(1, Ordering::Relaxed);
-                        server.signal(Signal::Truncated);
-                        if let Ok(answer) = self.ask_tcp(server, id, &wire, deadline).await {
+                        answered_by.signal(Signal::Truncated);
+                        if let Ok(answer) = self.ask_tcp(answered_by, id, &wire, deadline).await {
                             return Ok(answer);
                         }
                         continue;
                     }
-                    if nth == 0 && sends == 1 {
-                        // Karn: only a question sent once times the round trip.
-                        server.sample(at.elapsed());
-                    }
-                    server.signal(signal_of(reply.metadata.response_code));
+                    answered_by.signal(signal_of(reply.metadata.response_code));
                     return Ok(reply);
                 }
                 answer = tcp_answer => {
                     match answer {
-                        Ok(reply) => return Ok(reply),
+                        Ok(reply) => {
+                            lost(&sent);
+                            return Ok(reply);
+                        }
                         // TCP did not work: UDP goes on alone.
                         Err(_) => tcp = Some(Box::pin(pending_tcp())),
                     }
                 }
                 () = tokio::time::sleep_until(wake) => {
                     if Instant::now() >= deadline {
-                        if let Some(&(i, _, _)) = sent_to.last() {
-                            self.servers[i].signal(Signal::Lost);
-                        }
+                        lost(&sent);
                         return Err(QueryError::Timeout);
                     }
                 }
@@ -395,12 +403,12 @@ fn encode(id: u16, name: &Name, rtype: RecordType) -> Result<Vec<u8>, QueryError
     msg.to_vec().map_err(|e| QueryError::Io(e.to_string()))
 }
 
-/// The datagram as the answer to our question, or `None` for anything else (another id,
-/// another question, not a response, garbage): such datagrams are ignored, as a forged or
-/// stray answer must not end the lookup (RFC 5452 §9.1).
-fn decode(raw: &[u8], id: u16, name: &Name, rtype: RecordType) -> Option<Message> {
+/// The datagram as an answer to our question (the caller matches its id), or `None` for
+/// anything else (another question, not a response, garbage): such datagrams are ignored, as
+/// a forged or stray answer must not end the lookup (RFC 5452 §9.1).
+fn decode(raw: &[u8], name: &Name, rtype: RecordType) -> Option<Message> {
     let reply = Message::from_vec(raw).ok()?;
-    if reply.metadata.id != id || reply.metadata.message_type != MessageType::Response {
+    if reply.metadata.message_type != MessageType::Response {
         return None;
     }
     // A truncated answer may come without its question (RFC 1035 leaves it open; NSD's rate

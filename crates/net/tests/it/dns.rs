@@ -116,7 +116,7 @@ mod lossy {
 
     #[derive(Clone, Copy)]
     pub(super) enum Mode {
-        /// Drop the first datagram of every query id; forward resends.
+        /// Drop the first datagram of every question (name and type); forward resends.
         DropFirst,
         /// Answer every query REFUSED.
         Refuse,
@@ -126,7 +126,7 @@ mod lossy {
     pub(super) async fn start(target: SocketAddr, mode: Mode) -> SocketAddr {
         let front = Arc::new(UdpSocket::bind("127.0.0.1:0").await.unwrap());
         let addr = front.local_addr().unwrap();
-        let seen = Arc::new(Mutex::new(HashSet::<u16>::new()));
+        let seen = Arc::new(Mutex::new(HashSet::<String>::new()));
         tokio::spawn(async move {
             let mut buf = vec![0u8; 4096];
             loop {
@@ -140,7 +140,8 @@ mod lossy {
                         let _ = front.send_to(&reply.to_vec().unwrap(), client).await;
                     }
                     Mode::DropFirst => {
-                        if seen.lock().unwrap().insert(query.metadata.id) {
+                        let question = query.queries.first().map(|q| q.to_string());
+                        if seen.lock().unwrap().insert(question.unwrap_or_default()) {
                             continue;
                         }
                         let wire = buf[..n].to_vec();
