@@ -34,6 +34,8 @@ pub const NSD_PATH: &str = "/usr/sbin/nsd";
 pub const DEFAULT_RRL_RATELIMIT: u32 = 200;
 /// NSD's default `rrl-slip`: one blocked answer in this many is sent truncated.
 pub const DEFAULT_RRL_SLIP: u32 = 2;
+/// Environment variable overriding `rrl-ratelimit` (e.g. `0` to measure without RRL).
+pub const RATELIMIT_ENV: &str = "MTASTS_NSD_RRL_RATELIMIT";
 /// How long [`Nsd::start`] waits for the server to answer.
 pub const START_TIMEOUT: Duration = Duration::from_secs(20);
 /// Port attempts before [`Nsd::start`] gives up.
@@ -101,6 +103,12 @@ impl Nsd {
         Err(NsdError::Start(last))
     }
 
+    /// The `rrl-ratelimit` in force: [`DEFAULT_RRL_RATELIMIT`] unless [`RATELIMIT_ENV`] says
+    /// otherwise.
+    pub fn rrl_ratelimit(&self) -> u32 {
+        rrl_ratelimit()
+    }
+
     /// The server's address (UDP and TCP).
     pub fn addr(&self) -> SocketAddr {
         self.addr
@@ -110,6 +118,10 @@ impl Nsd {
     pub fn log(&self) -> String {
         read_log(self.dir.path())
     }
+}
+
+fn rrl_ratelimit() -> u32 {
+    std::env::var(RATELIMIT_ENV).ok().and_then(|v| v.parse().ok()).unwrap_or(DEFAULT_RRL_RATELIMIT)
 }
 
 fn read_log(dir: &Path) -> String {
@@ -160,6 +172,9 @@ fn free_port() -> io::Result<u16> {
 /// `nsd.conf(5)` for an unprivileged run in `dir`.
 fn config(dir: &Path, port: u16) -> String {
     let d = dir.display();
+    let ratelimit = rrl_ratelimit();
+    // With the limit off, the whitelist limit must be off too (nsd.conf(5)).
+    let whitelist = if ratelimit == 0 { "\n    rrl-whitelist-ratelimit: 0" } else { "" };
     format!(
         r#"server:
     ip-address: 127.0.0.1
@@ -176,8 +191,8 @@ fn config(dir: &Path, port: u16) -> String {
     server-count: 1
     verbosity: 2
     # Response rate limiting at NSD's defaults (written out so that it is certainly on).
-    rrl-ratelimit: {DEFAULT_RRL_RATELIMIT}
-    rrl-slip: {DEFAULT_RRL_SLIP}
+    rrl-ratelimit: {ratelimit}
+    rrl-slip: {DEFAULT_RRL_SLIP}{whitelist}
 
 remote-control:
     control-enable: no
