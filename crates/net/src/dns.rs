@@ -6,11 +6,12 @@
 //! checker must not tell an administrator "you have no policy" when their DNS is merely down.
 //! [`DnsError`] keeps the two apart.
 //!
-//! [`HickoryDns`] asks its servers through [`transport`]: UDP resent on a short schedule
-//! (so one lost answer costs a retransmission timeout, not the lookup timeout), TCP when a
-//! truncated answer invites it or UDP keeps going unanswered, and each server paced by its
-//! own adaptive rate with an optional ceiling ([`pacing`]: the rule is written there), so a
-//! server that rate-limits or is overloaded is asked more slowly instead of timing out.
+//! [`HickoryDns`] asks its servers through its own transport (`dns/transport.rs`, the
+//! schedule in its module docs): UDP resent on a short schedule (so one lost answer costs a
+//! retransmission timeout, not the lookup timeout), TCP when a truncated answer invites it or
+//! UDP keeps going unanswered, and each server paced by its own adaptive rate with an
+//! optional ceiling ([`pacing`]: the rule is written there), so a server that rate-limits or
+//! is overloaded is asked more slowly instead of timing out.
 
 pub mod pacing;
 mod transport;
@@ -238,7 +239,7 @@ impl DnsOptions {
     }
 }
 
-/// [`DnsClient`] on hickory's DNS message types and our own [`transport`] (UDP with quick
+/// [`DnsClient`] on hickory's DNS message types and our own transport (UDP with quick
 /// resends, TCP on truncation, adaptive pacing per server).
 #[derive(Clone)]
 pub struct HickoryDns {

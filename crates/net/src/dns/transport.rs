@@ -6,20 +6,23 @@
 //!
 //! 1. The question goes out over UDP (RFC 1035 §4.2.1) with EDNS and a 1232-byte payload
 //!    size (RFC 6891 §6.2.5; the DNS flag day 2020 value), from a fresh socket with a random
-//!    id. Each datagram first waits for its turn in the server's pacer.
+//!    id (RFC 5452 §9.2). Each datagram first waits for its turn in the server's pacer.
 //! 2. If no answer comes within the server's retransmission timeout ([`RttEstimator`]), the
 //!    question is sent again, to the next server if there is one ("The client should try
 //!    other servers and server addresses before repeating a query to a specific address of a
-//!    server", RFC 1035 §4.2.1), with the timeout doubled for each resend. An answer to any
-//!    earlier datagram of the lookup is still taken. So one lost datagram costs one
+//!    server", RFC 1035 §4.2.1), with the timeout doubled for each resend. Every resend has an
+//!    id of its own and an answer to any earlier datagram is still taken, so a late answer is
+//!    told from a lost one and times its own round trip. One lost datagram costs one
 //!    retransmission timeout, not the whole lookup timeout.
-//! 3. An answer with TC set is asked again over TCP (RFC 7766 §5: "the client SHOULD retry
-//!    over TCP"; RFC 1035 §4.2.2); so is a question whose first
-//!    [`UDP_SENDS_BEFORE_TCP`] datagrams all went unanswered (one, while the server is in
-//!    back-off, see 4.) (RFC 7766 §5: clients "MAY elect
-//!    to send either TCP or UDP queries depending on local operational reasons"), since a
-//!    server that drops UDP answers under load usually still answers over TCP (that is what
-//!    response rate limiting expects of genuine clients). UDP resends go on meanwhile.
+//! 3. An answer with TC set is asked again over TCP (RFC 1035 §4.2.2; RFC 2181 §9: "When a
+//!    DNS client receives a reply with TC set, it should ignore that response, and query
+//!    again, using a mechanism, such as a TCP connection, that will permit larger replies").
+//!    So is a question whose first [`UDP_SENDS_BEFORE_TCP`] datagrams went unanswered (one
+//!    while the server is in back-off, see 4.): RFC 7766 §5, "Stub resolvers and recursive
+//!    resolvers MAY elect to send either TCP or UDP queries depending on local operational
+//!    reasons. TCP MAY be used before sending any UDP queries." A server that drops UDP
+//!    answers under load usually still answers over TCP (that is what response rate limiting
+//!    expects of genuine clients). UDP resends go on meanwhile.
 //! 4. While a server is in back-off (its [`AdaptiveRate`] lowered the rate), its UDP
 //!    datagrams are paced at that rate and a question goes over TCP first whenever one of its
 //!    [`TCP_PER_SERVER`] TCP slots is free (RFC 7766 §5, as above): a server that limits its
@@ -29,9 +32,11 @@
 //! 5. The lookup ends with the first answer, or at its deadline (the configured DNS timeout)
 //!    with [`QueryError::Timeout`].
 //!
-//! Every datagram sent and every outcome (answer, lost datagram, truncation, REFUSED,
-//! SERVFAIL) is reported to the server's [`AdaptiveRate`], which lowers the pace when the
-//! server shows signs of rate limiting or overload and raises it again when they stop.
+//! Every datagram sent and every outcome is reported to the server's [`AdaptiveRate`]: an
+//! answer (with its round trip), a truncation, REFUSED, SERVFAIL, and, when the lookup ends,
+//! every datagram sent before the one answered (or all of them, if none was) as lost. It
+//! lowers the pace when the server shows signs of rate limiting or overload and raises it
+//! again when they stop.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Mutex;
@@ -65,7 +70,7 @@ pub(crate) enum QueryError {
     Io(String),
 }
 
-/// Counts over the life of a [`Transport`], for logs and tests.
+/// Counts over the life of a [`HickoryDns`](super::HickoryDns), for logs and tests.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct DnsStats {
