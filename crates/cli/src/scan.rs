@@ -73,16 +73,21 @@ pub(crate) struct ScanArgs {
     /// Also write a self-contained HTML report here.
     #[arg(long)]
     pub(crate) html: Option<PathBuf>,
-    /// Domains checked at once.
+    /// Domains checked at once. Protects this machine (memory, sockets); what others receive
+    /// is bounded per destination: DNS pacing per DNS server (--dns-rate), --smtp-per-ip per MX
+    /// address, and each policy host (mta-sts.DOMAIN) is fetched once.
     #[arg(long, default_value_t = 64)]
     pub(crate) concurrency: usize,
-    /// DNS queries per second, at most.
-    #[arg(long, default_value_t = 500)]
-    pub(crate) dns_rate: u32,
+    /// DNS queries per second to each DNS server, at most. Protects your own resolver (the one
+    /// DNS server all queries go to). Default: no fixed cap; the rate adapts per server anyway:
+    /// lost, truncated, REFUSED or SERVFAIL answers lower it, and it recovers when they stop.
+    #[arg(long)]
+    pub(crate) dns_rate: Option<u32>,
     /// Seconds one domain may take before it is recorded as `domain-deadline`.
     #[arg(long, default_value_t = 60.0)]
     pub(crate) deadline: f64,
-    /// SMTP connections per MX IP address at once.
+    /// SMTP connections per MX IP address at once. Protects the receiving mail servers (each
+    /// MX host is also probed only once per scan).
     #[arg(long, default_value_t = 4)]
     pub(crate) smtp_per_ip: usize,
     /// Do not connect to MX hosts.

@@ -5,6 +5,18 @@
 //! timeout): RFC 8461 §5 says a sender must not permanently fail on a lookup problem, and a
 //! checker must not tell an administrator "you have no policy" when their DNS is merely down.
 //! [`DnsError`] keeps the two apart.
+//!
+//! [`HickoryDns`] asks its servers through its own transport (`dns/transport.rs`, the
+//! schedule in its module docs): UDP resent on a short schedule (so one lost answer costs a
+//! retransmission timeout, not the lookup timeout), TCP when a truncated answer invites it or
+//! UDP keeps going unanswered, and each server paced by its own adaptive rate with an
+//! optional ceiling ([`pacing`]: the rule is written there), so a server that rate-limits or
+//! is overloaded is asked more slowly instead of timing out.
+
+pub mod pacing;
+mod transport;
+
+pub use transport::{DnsStats, EDNS_PAYLOAD, TCP_PER_SERVER, UDP_SENDS_BEFORE_TCP};
 
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
@@ -12,14 +24,14 @@ use std::time::Duration;
 use async_trait::async_trait;
 use hickory_proto::op::{Edns, Message, Query, ResponseCode};
 pub use hickory_proto::rr::RecordType;
-use hickory_proto::rr::{Name, RData};
-use hickory_resolver::config::{ConnectionConfig, NameServerConfig, ResolverConfig, ResolverOpts};
-use hickory_resolver::net::runtime::TokioRuntimeProvider;
-use hickory_resolver::net::{DnsError as HickoryDnsError, NetError};
-use hickory_resolver::{Resolver, TokioResolver};
+use hickory_proto::rr::{Name, RData, Record};
 use tokio::net::UdpSocket;
 
 use mtasts_proto::{DomainName, MxRecord, MxSet};
+use transport::{QueryError, Transport};
+
+/// CNAMEs followed for one lookup before giving up (the chain is then reported as is).
+pub const MAX_CNAME_CHAIN: usize = 8;
 
 /// A lookup that did not produce records.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -173,10 +185,35 @@ pub fn normalize(name: &str) -> String {
     name.strip_suffix('.').unwrap_or(name).to_ascii_lowercase()
 }
 
-/// [`DnsClient`] on hickory-resolver.
+/// How [`HickoryDns`] asks: the lookup timeout and the optional fixed rate ceiling.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct DnsOptions {
+    /// The longest one lookup may take, resends included.
+    pub timeout: Duration,
+    /// At most this many queries per second to each server (`None`: no fixed cap; the rate
+    /// still adapts to the server, see [`pacing`]).
+    pub max_rate: Option<u32>,
+}
+
+impl DnsOptions {
+    /// `timeout` per lookup, no fixed rate cap.
+    pub fn new(timeout: Duration) -> Self {
+        Self { timeout, max_rate: None }
+    }
+
+    /// With a fixed cap of `per_second` queries per second to each server.
+    pub fn with_max_rate(mut self, per_second: Option<u32>) -> Self {
+        self.max_rate = per_second;
+        self
+    }
+}
+
+/// [`DnsClient`] on hickory's DNS message types and our own transport (UDP with quick
+/// resends, TCP on truncation, adaptive pacing per server).
 #[derive(Clone)]
 pub struct HickoryDns {
-    resolver: TokioResolver,
+    transport: std::sync::Arc<Transport>,
     /// Where DNSSEC status questions go (the first configured server).
     status_server: Option<SocketAddr>,
     timeout: Duration,
@@ -189,53 +226,101 @@ impl std::fmt::Debug for HickoryDns {
 }
 
 impl HickoryDns {
-    /// A resolver asking `servers` (UDP, falling back to TCP for truncated answers), or the
-    /// system's resolvers from `/etc/resolv.conf` when `servers` is empty.
+    /// A client asking `servers` (UDP, TCP for truncated answers), or the system's resolvers
+    /// from `/etc/resolv.conf` when `servers` is empty; `timeout` per lookup, no fixed rate
+    /// cap.
     pub fn new(servers: &[SocketAddr], timeout: Duration) -> Result<Self, DnsError> {
-        let setup_err = |e: NetError| DnsError::Other {
-            name: "(resolver setup)".into(),
-            reason: e.to_string(),
-        };
-        let (config, mut opts) = if servers.is_empty() {
-            hickory_resolver::system_conf::read_system_conf().map_err(setup_err)?
-        } else {
-            let name_servers = servers
-                .iter()
-                .map(|addr| {
-                    let mut udp = ConnectionConfig::udp();
-                    udp.port = addr.port();
-                    let mut tcp = ConnectionConfig::tcp();
-                    tcp.port = addr.port();
-                    NameServerConfig::new(addr.ip(), true, vec![udp, tcp])
-                })
-                .collect();
-            (ResolverConfig::from_parts(None, vec![], name_servers), ResolverOpts::default())
-        };
-        let status_server = config
-            .name_servers
-            .first()
-            .map(|ns| SocketAddr::new(ns.ip, ns.connections.first().map_or(53, |c| c.port)));
-        opts.timeout = timeout;
-        opts.attempts = 2;
-        // Names are always absolute here: never append search domains.
-        opts.ndots = 0;
-        // A checker must see changes as they happen.
-        opts.cache_size = 0;
-        let resolver = Resolver::builder_with_config(config, TokioRuntimeProvider::default())
-            .with_options(opts)
-            .build()
-            .map_err(setup_err)?;
-        Ok(Self { resolver, status_server, timeout })
+        Self::with_options(servers, DnsOptions::new(timeout))
     }
 
-    async fn lookup(
-        &self,
-        name: &str,
-        rtype: RecordType,
-    ) -> Result<hickory_resolver::lookup::Lookup, DnsError> {
-        let fqdn = absolute(name)?;
-        self.resolver.lookup(fqdn, rtype).await.map_err(|e| map_error(name, rtype, &e))
+    /// Like [`HickoryDns::new`], with [`DnsOptions`].
+    pub fn with_options(servers: &[SocketAddr], options: DnsOptions) -> Result<Self, DnsError> {
+        let servers = if servers.is_empty() { system_servers()? } else { servers.to_vec() };
+        let status_server = servers.first().copied();
+        Ok(Self {
+            transport: std::sync::Arc::new(Transport::new(
+                &servers,
+                options.timeout,
+                options.max_rate,
+            )),
+            status_server,
+            timeout: options.timeout,
+        })
     }
+
+    /// What the client did so far: datagrams, resends, truncations, TCP questions, rate
+    /// decreases.
+    pub fn stats(&self) -> DnsStats {
+        self.transport.stats()
+    }
+
+    /// The rate in force for each server, queries per second (`None`: no limit).
+    pub fn rates(&self) -> Vec<(SocketAddr, Option<f64>)> {
+        self.transport.rates()
+    }
+
+    /// The answer records for `name`/`rtype`, CNAMEs included (and followed when the server
+    /// did not follow them itself); NXDOMAIN and error codes as [`DnsError`]s.
+    async fn lookup(&self, name: &str, rtype: RecordType) -> Result<Vec<Record>, DnsError> {
+        let mut qname = absolute(name)?;
+        let mut records: Vec<Record> = Vec::new();
+        for _ in 0..MAX_CNAME_CHAIN {
+            let reply = self.transport.query(&qname, rtype).await.map_err(|e| match e {
+                QueryError::Timeout => DnsError::Timeout { name: name.to_owned() },
+                QueryError::Io(reason) => DnsError::Other { name: name.to_owned(), reason },
+            })?;
+            match reply.metadata.response_code {
+                ResponseCode::NoError => {}
+                ResponseCode::NXDomain => return Err(DnsError::NxDomain { name: name.to_owned() }),
+                other => {
+                    return Err(DnsError::ServerFailure {
+                        name: name.to_owned(),
+                        rcode: other.to_str().to_owned(),
+                    });
+                }
+            }
+            records.extend(reply.answers);
+            // Follow the chain from the name asked through the records so far.
+            let mut end = absolute(name)?;
+            for _ in 0..=MAX_CNAME_CHAIN {
+                let next = records.iter().find_map(|r| match &r.data {
+                    RData::CNAME(t) if r.name == end => Some(t.0.clone()),
+                    _ => None,
+                });
+                match next {
+                    Some(target) if rtype != RecordType::CNAME => end = target,
+                    _ => break,
+                }
+            }
+            let complete = rtype == RecordType::CNAME
+                || end == absolute(name)?
+                || records.iter().any(|r| r.name == end && r.record_type() == rtype);
+            if complete || end == qname {
+                return Ok(records);
+            }
+            // The server left the chain at a CNAME whose target it did not answer for.
+            qname = end;
+        }
+        Ok(records)
+    }
+}
+
+/// The name servers of `/etc/resolv.conf` (port 53).
+fn system_servers() -> Result<Vec<SocketAddr>, DnsError> {
+    let (config, _) = hickory_resolver::system_conf::read_system_conf()
+        .map_err(|e| DnsError::Other { name: "(resolver setup)".into(), reason: e.to_string() })?;
+    let servers: Vec<SocketAddr> = config
+        .name_servers
+        .iter()
+        .map(|ns| SocketAddr::new(ns.ip, ns.connections.first().map_or(53, |c| c.port)))
+        .collect();
+    if servers.is_empty() {
+        return Err(DnsError::Other {
+            name: "(resolver setup)".into(),
+            reason: "no name server in the system configuration".into(),
+        });
+    }
+    Ok(servers)
 }
 
 fn absolute(name: &str) -> Result<Name, DnsError> {
@@ -244,36 +329,12 @@ fn absolute(name: &str) -> Result<Name, DnsError> {
         .map_err(|e| DnsError::InvalidName { name: name.to_owned(), reason: e.to_string() })
 }
 
-fn map_error(name: &str, rtype: RecordType, e: &NetError) -> DnsError {
-    let name = name.to_owned();
-    match e {
-        NetError::Dns(HickoryDnsError::NoRecordsFound(nr)) => match nr.response_code {
-            ResponseCode::NXDomain => DnsError::NxDomain { name },
-            ResponseCode::NoError => DnsError::NoData { name, rtype: rtype.to_string() },
-            other => DnsError::ServerFailure { name, rcode: other.to_str().to_owned() },
-        },
-        NetError::Dns(HickoryDnsError::ResponseCode(code)) => {
-            DnsError::ServerFailure { name, rcode: code.to_str().to_owned() }
-        }
-        NetError::Timeout => DnsError::Timeout { name },
-        other => {
-            let text = other.to_string();
-            // hickory reports an exhausted retry budget as a message, not as Timeout.
-            if text.contains("timed out") || text.contains("timeout") {
-                DnsError::Timeout { name }
-            } else {
-                DnsError::Other { name, reason: text }
-            }
-        }
-    }
-}
-
 #[async_trait]
 impl DnsClient for HickoryDns {
     async fn txt(&self, name: &str) -> Result<TxtAnswer, DnsError> {
         let lookup = self.lookup(name, RecordType::TXT).await?;
         let mut answer = TxtAnswer::default();
-        for record in lookup.answers() {
+        for record in &lookup {
             match &record.data {
                 RData::TXT(txt) => {
                     let joined: Vec<u8> =
@@ -293,7 +354,6 @@ impl DnsClient for HickoryDns {
     async fn mx(&self, name: &str) -> Result<Vec<MxRecord>, DnsError> {
         let lookup = self.lookup(name, RecordType::MX).await?;
         let mut hosts: Vec<MxRecord> = lookup
-            .answers()
             .iter()
             .filter_map(|r| match &r.data {
                 RData::MX(mx) => Some(MxRecord::new(mx.preference, mx.exchange.to_ascii())),
@@ -315,7 +375,7 @@ impl DnsClient for HickoryDns {
             tokio::join!(self.lookup(name, RecordType::A), self.lookup(name, RecordType::AAAA));
         let mut addrs = Vec::new();
         for lookup in [&v4, &v6].into_iter().flatten() {
-            for r in lookup.answers() {
+            for r in lookup {
                 match &r.data {
                     RData::A(a) => addrs.push(IpAddr::V4(a.0)),
                     RData::AAAA(a) => addrs.push(IpAddr::V6(a.0)),
@@ -337,7 +397,7 @@ impl DnsClient for HickoryDns {
 
     async fn cname(&self, name: &str) -> Result<Option<String>, DnsError> {
         match self.lookup(name, RecordType::CNAME).await {
-            Ok(lookup) => Ok(lookup.answers().iter().find_map(|r| match &r.data {
+            Ok(lookup) => Ok(lookup.iter().find_map(|r| match &r.data {
                 RData::CNAME(target) => Some(normalize(&target.0.to_ascii())),
                 _ => None,
             })),
@@ -349,7 +409,6 @@ impl DnsClient for HickoryDns {
     async fn tlsa(&self, name: &str) -> Result<Vec<TlsaRecord>, DnsError> {
         let lookup = self.lookup(name, RecordType::TLSA).await?;
         let records: Vec<TlsaRecord> = lookup
-            .answers()
             .iter()
             .filter_map(|r| match &r.data {
                 RData::TLSA(t) => Some(TlsaRecord {
@@ -388,7 +447,7 @@ async fn ad_bit(server: SocketAddr, name: Name, rtype: RecordType) -> Option<boo
     };
     let socket = UdpSocket::bind(bind).await.ok()?;
     let mut msg = Message::query();
-    let id: u16 = rand_id();
+    let id: u16 = transport::random_id();
     msg.metadata.id = id;
     msg.metadata.recursion_desired = true;
     msg.metadata.authentic_data = true;
@@ -413,21 +472,12 @@ async fn ad_bit(server: SocketAddr, name: Name, rtype: RecordType) -> Option<boo
     }
 }
 
-fn rand_id() -> u16 {
-    use std::hash::{BuildHasher, Hasher};
-    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u128(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos()),
-    );
-    // Truncation intended: any 16 bits of the hash will do for a query id.
-    (h.finish() & 0xffff) as u16
-}
-
-/// A [`DnsClient`] that spaces queries to at most `per_second` (a polite scan must not flood
-/// the resolver it shares with others). Each query waits for its slot; slots are handed out in
-/// order of asking.
+/// A [`DnsClient`] that spaces lookups to at most `per_second`, whatever client is inside.
+/// Each lookup waits for its slot; slots are handed out in order of asking.
+///
+/// [`HickoryDns`] paces each of its servers itself (adaptive, with the optional fixed ceiling
+/// [`DnsOptions::max_rate`], counting every datagram including resends; see [`pacing`]); this
+/// wrapper is for other clients.
 pub struct RateLimitedDns {
     inner: std::sync::Arc<dyn DnsClient>,
     interval: Duration,

@@ -280,6 +280,10 @@ async fn command<S: AsyncRead + AsyncWrite + Unpin>(
         .write_all(format!("{line}\r\n").as_bytes())
         .await
         .map_err(|e| StepError::msg(e.to_string()))?;
+    // Over TLS, `write_all` may leave the record in the TLS layer's buffer when the socket
+    // was not ready: without a flush the command never leaves and both ends wait for the
+    // reply timeout.
+    stream.flush().await.map_err(|e| StepError::msg(e.to_string()))?;
     read_reply(stream, parser).await
 }
 

@@ -1,10 +1,10 @@
-//! The network stack of a scan: one DNS client for the whole scan (hickory behind a rate
-//! cap), one MX probe cache (each MX host probed once per scan), and the checker using them.
+//! The network stack of a scan: one DNS client for the whole scan (paced per DNS server,
+//! adaptively, with an optional fixed cap), one MX probe cache (each MX host probed once per scan), and the checker using them.
 
 use std::sync::Arc;
 
 use mtasts_check::{CheckOptions, Checker, SetupError};
-use mtasts_net::dns::RateLimitedDns;
+use mtasts_net::dns::DnsOptions;
 use mtasts_net::{DnsClient, DnsError, HickoryDns, NetConfig, ProbeCache};
 
 /// MX hosts whose probe results are kept during a scan.
@@ -19,8 +19,9 @@ pub struct CheckSettings {
     pub dane: bool,
     /// SMTP connections per MX IP address at once.
     pub smtp_per_ip: usize,
-    /// DNS queries per second, at most.
-    pub dns_rate: u32,
+    /// DNS queries per second to each DNS server, at most (`None`: no fixed cap; the pacing
+    /// adapts to lost, truncated, REFUSED and SERVFAIL answers anyway).
+    pub dns_rate: Option<u32>,
 }
 
 /// Why the stack could not be built.
@@ -35,12 +36,13 @@ pub enum StackError {
     Setup(#[from] SetupError),
 }
 
-/// The DNS client of a scan: hickory, asking `config`'s servers, at most `dns_rate` queries
-/// per second for the whole scan.
-pub fn dns(config: &NetConfig, dns_rate: u32) -> Result<Arc<dyn DnsClient>, DnsError> {
-    let hickory: Arc<dyn DnsClient> =
-        Arc::new(HickoryDns::new(&config.dns_servers, config.timeouts.dns)?);
-    Ok(Arc::new(RateLimitedDns::new(hickory, dns_rate)))
+/// The DNS client of a scan, asking `config`'s servers: paced per server (`net::dns::pacing`),
+/// never above `dns_rate` queries per second to one server when a cap is given.
+pub fn dns(config: &NetConfig, dns_rate: Option<u32>) -> Result<Arc<dyn DnsClient>, DnsError> {
+    Ok(Arc::new(HickoryDns::with_options(
+        &config.dns_servers,
+        DnsOptions::new(config.timeouts.dns).with_max_rate(dns_rate),
+    )?))
 }
 
 /// A checker for a scan, and the probe cache it shares between domains (for counting the

@@ -170,6 +170,29 @@ impl Zone {
         self.records.is_empty()
     }
 
+    /// The zone as master-file text (RFC 1035 §5.1), origin `.`, the SOA the server uses
+    /// first, then every record in the order added, one per line with absolute names, for
+    /// another DNS server (e.g. Debian's `nsd`) to serve the same data. [`Zone::servfail`]
+    /// and [`Zone::silent`] names cannot be written in a zone file and are left out (a real
+    /// server answers them from the records, if any).
+    pub fn to_zone_file(&self) -> Result<String, String> {
+        if !self.errors.is_empty() {
+            return Err(self.errors.join("; "));
+        }
+        let mut out = String::from("$ORIGIN .\n");
+        out.push_str(&format!("$TTL {TTL}\n"));
+        for record in std::iter::once(soa_record()?).chain(self.records.iter().cloned()) {
+            out.push_str(&format!(
+                "{} {} IN {} {}\n",
+                record.name,
+                record.ttl,
+                record.record_type(),
+                presentation(&record.data)?
+            ));
+        }
+        Ok(out)
+    }
+
     /// True if `name` already has a record (of any type) in this zone.
     pub fn has_name(&self, name: &str) -> bool {
         match abs_name(name) {
@@ -180,6 +203,68 @@ impl Zone {
             Err(_) => false,
         }
     }
+}
+
+/// The zone's SOA record (at the root, serial [`SERIAL`], negative TTL [`TTL`]).
+fn soa_record() -> Result<Record, String> {
+    let soa = SOA::new(
+        abs_name("ns.testkit.test")?,
+        abs_name("hostmaster.testkit.test")?,
+        SERIAL,
+        3600,
+        600,
+        86400,
+        TTL,
+    );
+    Ok(Record::from_rdata(Name::root(), TTL, RData::SOA(soa)))
+}
+
+/// RDATA in master-file presentation form (RFC 1035 §5.1; TLSA: RFC 6698 §2.2), for the
+/// record types a [`Zone`] holds.
+fn presentation(data: &RData) -> Result<String, String> {
+    Ok(match data {
+        RData::A(a) => a.0.to_string(),
+        RData::AAAA(a) => a.0.to_string(),
+        RData::CNAME(c) => c.0.to_string(),
+        RData::MX(mx) => format!("{} {}", mx.preference, mx.exchange),
+        RData::SOA(soa) => format!(
+            "{} {} {} {} {} {} {}",
+            soa.mname, soa.rname, soa.serial, soa.refresh, soa.retry, soa.expire, soa.minimum
+        ),
+        RData::TXT(txt) => {
+            // RFC 1035 §5.1: a <character-string> in quotes, `"` and `\` escaped; bytes
+            // outside printable ASCII as \DDD.
+            let mut out = String::new();
+            for s in txt.txt_data.iter() {
+                if !out.is_empty() {
+                    out.push(' ');
+                }
+                out.push('"');
+                for &b in s.iter() {
+                    match b {
+                        b'"' | b'\\' => {
+                            out.push('\\');
+                            out.push(char::from(b));
+                        }
+                        0x20..=0x7e => out.push(char::from(b)),
+                        _ => out.push_str(&format!("\\{b:03}")),
+                    }
+                }
+                out.push('"');
+            }
+            out
+        }
+        RData::TLSA(t) => {
+            let hex: String = t.cert_data.iter().map(|b| format!("{b:02X}")).collect();
+            format!(
+                "{} {} {} {hex}",
+                u8::from(t.cert_usage),
+                u8::from(t.selector),
+                u8::from(t.matching)
+            )
+        }
+        other => return Err(format!("no zone-file form for {} records", other.record_type())),
+    })
 }
 
 /// One query the server received.
@@ -377,16 +462,7 @@ impl DnsServer {
             ZoneType::Primary,
             AxfrPolicy::Deny,
         );
-        let soa = SOA::new(
-            abs_name("ns.testkit.test").map_err(io::Error::other)?,
-            abs_name("hostmaster.testkit.test").map_err(io::Error::other)?,
-            SERIAL,
-            3600,
-            600,
-            86400,
-            TTL,
-        );
-        let soa = Record::from_rdata(origin.clone(), TTL, RData::SOA(soa));
+        let soa = soa_record().map_err(io::Error::other)?;
         handler.upsert_mut(soa.clone(), SERIAL);
         let mut index = NameIndex::new(soa);
         for record in zone.records {

@@ -40,6 +40,7 @@ pub mod ca;
 pub mod dns;
 pub mod generated;
 pub mod https;
+pub mod nsd;
 pub mod require;
 mod shared;
 pub mod smtp;

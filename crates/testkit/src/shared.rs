@@ -28,7 +28,7 @@ use crate::{
     world::{
         CertKind, DEAD_HOST, DomainSpec, HTTPS_HOST, Layout, MAX_ALLOCATION_ATTEMPTS, PolicyHost,
         STANDARD_HTTPS_PORT, STANDARD_SMTP_PORT, SmtpKind, WRONG_NAME, World, bind_dns, block_ip,
-        build_zone, make_cert, next_block, norm, start_dns,
+        build_zone, make_cert, next_block, norm, start_dns, zone_file_if,
     },
 };
 
@@ -252,6 +252,7 @@ pub(crate) async fn build_shared(specs: Vec<DomainSpec>, layout: Layout) -> io::
     let spki = |name: &str| smtp_cert_of.get(name).map(|i| smtp_certs[*i].spki_sha256());
     let host_ips = hosts.iter().map(|h| (h.name.clone(), block_ip(block, h.ip_offset)));
     let (zone, addrs) = build_zone(&specs, host_ips, layout.quiet, https_ip, dead_ip, &spki);
+    let zone_file = zone_file_if(layout, &zone)?;
     let domains: Vec<String> = specs.iter().map(DomainSpec::norm_name).collect();
     drop(specs);
 
@@ -298,6 +299,7 @@ pub(crate) async fn build_shared(specs: Vec<DomainSpec>, layout: Layout) -> io::
         smtp_port,
         domains,
         ca_pem_path,
+        zone_file,
         _dir: dir,
     })
 }

@@ -573,6 +573,7 @@ pub(crate) struct Layout {
     pub(crate) standard_ports: bool,
     pub(crate) shared_hosts: bool,
     pub(crate) quiet: bool,
+    pub(crate) keep_zone_file: bool,
     pub(crate) cert_group: usize,
     pub(crate) mx_cert_group: usize,
 }
@@ -636,6 +637,13 @@ impl WorldBuilder {
     /// return nothing), so that a long benchmark does not grow the world's memory.
     pub fn quiet(mut self) -> Self {
         self.layout.quiet = true;
+        self
+    }
+
+    /// Keeps the world's DNS data as zone-file text ([`World::zone_file`]), so that another
+    /// DNS server (e.g. Debian's `nsd`) can serve the same records.
+    pub fn keep_zone_file(mut self) -> Self {
+        self.layout.keep_zone_file = true;
         self
     }
 
@@ -752,6 +760,7 @@ pub struct World {
     pub(crate) smtp_port: u16,
     pub(crate) domains: Vec<String>,
     pub(crate) ca_pem_path: PathBuf,
+    pub(crate) zone_file: Option<String>,
     pub(crate) _dir: TempDir,
 }
 
@@ -831,6 +840,12 @@ impl World {
     /// The domains installed (lower case).
     pub fn domains(&self) -> &[String] {
         &self.domains
+    }
+
+    /// With [`WorldBuilder::keep_zone_file`]: every record the world's DNS server serves, as
+    /// one zone-file text with origin `.` ([`Zone::to_zone_file`]).
+    pub fn zone_file(&self) -> Option<&str> {
+        self.zone_file.as_deref()
     }
 }
 
@@ -1120,6 +1135,7 @@ async fn build(specs: Vec<DomainSpec>, layout: Layout) -> io::Result<World> {
     let spki = |name: &str| smtp_certs.get(name).map(IssuedCert::spki_sha256);
     let host_ips = hosts.iter().map(|h| (h.name.clone(), block_ip(block, h.offset)));
     let (zone, addrs) = build_zone(&specs, host_ips, layout.quiet, https_ip, dead_ip, &spki);
+    let zone_file = zone_file_if(layout, &zone)?;
 
     // Servers.
     let https_hosts = https_hosts
@@ -1166,6 +1182,15 @@ async fn build(specs: Vec<DomainSpec>, layout: Layout) -> io::Result<World> {
         smtp_port: bound.smtp_port,
         domains: specs.iter().map(DomainSpec::norm_name).collect(),
         ca_pem_path,
+        zone_file,
         _dir: dir,
     })
+}
+
+/// The zone's text when the layout asks to keep it.
+pub(crate) fn zone_file_if(layout: Layout, zone: &Zone) -> io::Result<Option<String>> {
+    if !layout.keep_zone_file {
+        return Ok(None);
+    }
+    zone.to_zone_file().map(Some).map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))
 }

@@ -1,6 +1,6 @@
 //! The DNS client against the in-process authoritative server.
 
-use mtasts_net::dns::{DnsError, resolve_mx};
+use mtasts_net::dns::{DnsClient, DnsError, resolve_mx};
 use mtasts_proto::{DomainName, MxKind, MxRecord};
 use mtasts_testkit::{Scenario, World};
 
@@ -103,4 +103,106 @@ async fn cname_tlsa_and_addresses() {
     let ips = dns.ip("mx1.dane-tlsa.test").await.unwrap();
     assert!(ips.iter().all(std::net::IpAddr::is_loopback), "{ips:?}");
     assert!(dns.ip("nothing.dane-tlsa.test").await.unwrap_err().is_not_found());
+}
+
+/// A UDP front for a test server that misbehaves as `mode` says, for the retransmission and
+/// back-off rules (TCP is not proxied: the client's TCP goes to `tcp_target`'s port only if
+/// the front listens there, which it does not, so these tests exercise UDP alone).
+mod lossy {
+    use std::collections::HashSet;
+    use std::net::SocketAddr;
+    use std::sync::{Arc, Mutex};
+
+    use hickory_proto::op::{Message, ResponseCode};
+    use tokio::net::UdpSocket;
+
+    #[derive(Clone, Copy)]
+    pub(super) enum Mode {
+        /// Drop the first datagram of every question (name and type); forward resends.
+        DropFirst,
+        /// Answer every query REFUSED.
+        Refuse,
+    }
+
+    /// Starts the front on 127.0.0.1; returns its address.
+    pub(super) async fn start(target: SocketAddr, mode: Mode) -> SocketAddr {
+        let front = Arc::new(UdpSocket::bind("127.0.0.1:0").await.unwrap());
+        let addr = front.local_addr().unwrap();
+        let seen = Arc::new(Mutex::new(HashSet::<String>::new()));
+        tokio::spawn(async move {
+            let mut buf = vec![0u8; 4096];
+            loop {
+                let Ok((n, client)) = front.recv_from(&mut buf).await else { return };
+                let Ok(query) = Message::from_vec(&buf[..n]) else { continue };
+                match mode {
+                    Mode::Refuse => {
+                        let mut reply = query.clone();
+                        reply.metadata.message_type = hickory_proto::op::MessageType::Response;
+                        reply.metadata.response_code = ResponseCode::Refused;
+                        let _ = front.send_to(&reply.to_vec().unwrap(), client).await;
+                    }
+                    Mode::DropFirst => {
+                        let question = query.queries.first().map(|q| q.to_string());
+                        if seen.lock().unwrap().insert(question.unwrap_or_default()) {
+                            continue;
+                        }
+                        let wire = buf[..n].to_vec();
+                        let front = Arc::clone(&front);
+                        tokio::spawn(async move {
+                            let up = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+                            let _ = up.send_to(&wire, target).await;
+                            let mut answer = vec![0u8; 4096];
+                            if let Ok(Ok((m, _))) = tokio::time::timeout(
+                                std::time::Duration::from_secs(2),
+                                up.recv_from(&mut answer),
+                            )
+                            .await
+                            {
+                                let _ = front.send_to(&answer[..m], client).await;
+                            }
+                        });
+                    }
+                }
+            }
+        });
+        addr
+    }
+}
+
+#[tokio::test]
+async fn a_lost_answer_costs_one_resend_not_the_timeout() {
+    let world = World::builder().scenario(Scenario::Good).build().await;
+    let front = lossy::start(world.dns_addr(), lossy::Mode::DropFirst).await;
+    let dns = mtasts_net::HickoryDns::new(&[front], std::time::Duration::from_secs(5)).unwrap();
+    let started = std::time::Instant::now();
+    let answer = dns.txt("_mta-sts.good.test").await.unwrap();
+    let took = started.elapsed();
+    assert_eq!(answer.records.len(), 1);
+    // First datagram dropped: answered after one retransmission timeout (400 ms before any
+    // round trip was measured), far from the 5 s lookup timeout.
+    assert!(took < std::time::Duration::from_millis(1500), "{took:?}");
+    let stats = dns.stats();
+    assert_eq!((stats.udp_sent, stats.resends), (2, 1), "{stats:?}");
+}
+
+#[tokio::test]
+async fn refused_answers_put_the_server_in_back_off() {
+    let world = World::builder().scenario(Scenario::Good).build().await;
+    let front = lossy::start(world.dns_addr(), lossy::Mode::Refuse).await;
+    let dns = mtasts_net::HickoryDns::new(&[front], std::time::Duration::from_secs(2)).unwrap();
+    assert_eq!(dns.rates(), vec![(front, None)]);
+    let started = std::time::Instant::now();
+    let mut refused = 0;
+    while started.elapsed() < std::time::Duration::from_millis(400) {
+        let e = dns.txt("_mta-sts.good.test").await.unwrap_err();
+        assert!(
+            matches!(e, DnsError::ServerFailure { ref rcode, .. } if rcode.contains("Refused")),
+            "{e:?}"
+        );
+        refused += 1;
+    }
+    assert!(refused >= 10, "{refused}");
+    let rate = dns.rates()[0].1;
+    assert!(rate.is_some_and(|r| r >= mtasts_net::dns::pacing::MIN_RATE), "{rate:?}");
+    assert_eq!(dns.stats().decreases, 1);
 }

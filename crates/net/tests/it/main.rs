@@ -3,6 +3,7 @@
 
 mod dns;
 mod fetch;
+mod nsd;
 mod probe;
 
 use std::sync::Arc;

@@ -18,7 +18,7 @@ pub(crate) fn config_for(world: &World) -> NetConfig {
 }
 
 pub(crate) fn settings() -> CheckSettings {
-    CheckSettings { probe_smtp: true, dane: false, smtp_per_ip: 4, dns_rate: 10_000 }
+    CheckSettings { probe_smtp: true, dane: false, smtp_per_ip: 4, dns_rate: None }
 }
 
 /// The scan's checker (rate-capped DNS, shared probe cache) for `world`.

@@ -67,6 +67,10 @@ struct Args {
     /// Do not stop when standard input closes.
     #[arg(long)]
     ignore_stdin: bool,
+    /// Also serve the world's DNS data from a real `nsd` process with its default response
+    /// rate limiting (`mtasts_testkit::nsd`), and name that server in the env file.
+    #[arg(long)]
+    nsd: bool,
 }
 
 fn vm_kib(field: &str) -> Option<u64> {
@@ -114,6 +118,9 @@ async fn run(args: Args) -> Result<(), String> {
     if !args.record {
         builder = builder.quiet();
     }
+    if args.nsd {
+        builder = builder.keep_zone_file();
+    }
     let world = builder
         .cert_group(args.cert_group)
         .mx_cert_group(args.mx_cert_group)
@@ -130,7 +137,13 @@ async fn run(args: Args) -> Result<(), String> {
     if let Some(path) = &args.manifest_out {
         std::fs::write(path, &manifest).map_err(|e| format!("{}: {e}", path.display()))?;
     }
-    let dns = world.dns_addr();
+    let nsd = match (args.nsd, world.zone_file()) {
+        (true, Some(zone)) => {
+            Some(mtasts_testkit::nsd::Nsd::start(zone).await.map_err(|e| format!("nsd: {e}"))?)
+        }
+        _ => None,
+    };
+    let dns = nsd.as_ref().map_or_else(|| world.dns_addr(), |n| n.addr());
     let ca = world.ca_pem_path().display().to_string();
     let (a, b) = world.block();
     if let Some(path) = &args.env_out {

@@ -185,3 +185,32 @@ async fn garbage_does_not_kill_the_server() {
     let m = ask(&s, "_mta-sts.split.test", RecordType::TXT).await;
     assert_eq!(m.metadata.response_code, ResponseCode::NoError);
 }
+
+#[test]
+fn zone_file_text_has_every_record_in_master_file_form() {
+    let mut z = Zone::new();
+    z.txt("_mta-sts.x.test", &["v=STSv1; id=1;", "a \"quoted\" \\ part"])
+        .mx("x.test", 10, "mx1.x.test")
+        .a("mx1.x.test", Ipv4Addr::new(127, 9, 9, 2))
+        .aaaa("mx1.x.test", Ipv6Addr::LOCALHOST)
+        .cname("alias.x.test", "mx1.x.test")
+        .tlsa("_25._tcp.mx1.x.test", 3, 1, 1, &[0xab, 0x01]);
+    let text = z.to_zone_file().unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines[0], "$ORIGIN .");
+    assert!(lines[2].starts_with(". 300 IN SOA ns.testkit.test. hostmaster.testkit.test. "));
+    assert_eq!(
+        &lines[3..],
+        [
+            r#"_mta-sts.x.test. 300 IN TXT "v=STSv1; id=1;" "a \"quoted\" \\ part""#,
+            "x.test. 300 IN MX 10 mx1.x.test.",
+            "mx1.x.test. 300 IN A 127.9.9.2",
+            "mx1.x.test. 300 IN AAAA ::1",
+            "alias.x.test. 300 IN CNAME mx1.x.test.",
+            "_25._tcp.mx1.x.test. 300 IN TLSA 3 1 1 AB01",
+        ]
+    );
+    let mut bad = Zone::new();
+    bad.txt("bad..name", &["x"]);
+    assert!(bad.to_zone_file().is_err());
+}
