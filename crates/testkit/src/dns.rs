@@ -278,7 +278,27 @@ pub struct RecordedQuery {
     pub tcp: bool,
 }
 
+/// A runtime change to one name and record type, answered before the zone (tests that need a
+/// world to change while a client runs: a new policy id, a record that disappears, a DNS
+/// server that starts failing).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Override {
+    /// These TXT records (each a list of character-strings), with TTL [`TTL`].
+    Txt(Vec<Vec<String>>),
+    /// NXDOMAIN.
+    NxDomain,
+    /// NOERROR without records (NODATA).
+    NoData,
+    /// SERVFAIL.
+    ServFail,
+    /// No answer at all.
+    Silent,
+}
+
+type Overrides = Arc<Mutex<HashMap<(String, RecordType), Override>>>;
+
 struct Handler {
+    overrides: Overrides,
     catalog: Catalog,
     servfail: HashSet<LowerName>,
     silent: HashSet<LowerName>,
@@ -364,6 +384,44 @@ fn info_with(request: &Request, code: ResponseCode) -> ResponseInfo {
     ResponseInfo::from(Header { metadata, counts: HeaderCounts::default() })
 }
 
+async fn answer_override<R: ResponseHandler>(
+    request: &Request,
+    mut response_handle: R,
+    name: &LowerName,
+    change: Override,
+    soa: &Record,
+) -> ResponseInfo {
+    let (code, records) = match change {
+        Override::Silent => return info_with(request, ResponseCode::NoError),
+        Override::ServFail => (ResponseCode::ServFail, Vec::new()),
+        Override::NxDomain => (ResponseCode::NXDomain, Vec::new()),
+        Override::NoData => (ResponseCode::NoError, Vec::new()),
+        Override::Txt(rrs) => (
+            ResponseCode::NoError,
+            rrs.into_iter()
+                .map(|strings| {
+                    Record::from_rdata(Name::from(name.clone()), TTL, RData::TXT(TXT::new(strings)))
+                })
+                .collect(),
+        ),
+    };
+    let mut metadata = Metadata::response_from_request(&request.metadata);
+    metadata.authoritative = code != ResponseCode::ServFail;
+    metadata.response_code = code;
+    let negative = records.is_empty() && code != ResponseCode::ServFail;
+    let response = MessageResponseBuilder::new(&request.queries, None).build(
+        metadata,
+        records.iter(),
+        std::iter::empty(),
+        negative.then_some(soa).into_iter(),
+        std::iter::empty(),
+    );
+    match response_handle.send_response(response).await {
+        Ok(info) => info,
+        Err(_) => info_with(request, ResponseCode::ServFail),
+    }
+}
+
 #[async_trait::async_trait]
 impl RequestHandler for Handler {
     async fn handle_request<R: ResponseHandler, T: Time>(
@@ -381,6 +439,12 @@ impl RequestHandler for Handler {
                     qtype: q.query_type().to_string(),
                     tcp: request.protocol().is_stream(),
                 });
+            }
+            let key = (name.to_string().to_ascii_lowercase(), q.query_type());
+            let change = self.overrides.lock().ok().and_then(|o| o.get(&key).cloned());
+            if let Some(change) = change {
+                return answer_override(request, response_handle, &name, change, &self.index.soa)
+                    .await;
             }
             if self.silent.contains(&name) {
                 return info_with(request, ResponseCode::NoError);
@@ -418,6 +482,7 @@ impl RequestHandler for Handler {
 /// Stops when dropped.
 pub struct DnsServer {
     addr: SocketAddr,
+    overrides: Overrides,
     server: Server<Handler>,
     log: Arc<Mutex<Vec<RecordedQuery>>>,
 }
@@ -478,7 +543,9 @@ impl DnsServer {
         let mut catalog = Catalog::new();
         catalog.upsert(LowerName::new(&origin), vec![Arc::new(handler)]);
         let log = Arc::new(Mutex::new(Vec::new()));
+        let overrides: Overrides = Arc::default();
         let mut server = Server::new(Handler {
+            overrides: Arc::clone(&overrides),
             catalog,
             servfail: zone.servfail,
             silent: zone.silent,
@@ -488,7 +555,23 @@ impl DnsServer {
         });
         server.register_socket(udp);
         server.register_listener(tcp, TCP_IDLE_TIMEOUT, 32);
-        Ok(Self { addr, server, log })
+        Ok(Self { addr, overrides, server, log })
+    }
+
+    /// From now on, answers `name`/`rtype` with `change` instead of the zone.
+    pub fn set_override(&self, name: &str, rtype: RecordType, change: Override) {
+        let name = abs_name(name).map_or_else(|_| name.to_owned(), |n| n.to_string());
+        if let Ok(mut o) = self.overrides.lock() {
+            o.insert((name.to_ascii_lowercase(), rtype), change);
+        }
+    }
+
+    /// Answers `name`/`rtype` from the zone again.
+    pub fn clear_override(&self, name: &str, rtype: RecordType) {
+        let name = abs_name(name).map_or_else(|_| name.to_owned(), |n| n.to_string());
+        if let Ok(mut o) = self.overrides.lock() {
+            o.remove(&(name.to_ascii_lowercase(), rtype));
+        }
     }
 
     /// The address (UDP and TCP) to give clients as their only name server.

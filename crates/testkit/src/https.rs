@@ -161,6 +161,9 @@ impl fmt::Debug for VirtualHost {
 
 type Hosts = Arc<HashMap<String, VirtualHost>>;
 
+/// Behaviours changed while the server runs ([`HttpsServer::set_behaviour`]), by SNI name.
+type Changes = Arc<Mutex<HashMap<String, Arc<HttpBehaviour>>>>;
+
 struct SniResolver {
     hosts: Hosts,
     log: Arc<Mutex<Log>>,
@@ -189,6 +192,7 @@ impl ResolvesServerCert for SniResolver {
 pub struct HttpsServer {
     addr: SocketAddr,
     log: Arc<Mutex<Log>>,
+    changes: Changes,
     _task: AbortOnDrop,
 }
 
@@ -246,18 +250,36 @@ impl HttpsServer {
         let config = server_config(Arc::new(resolver))?;
         let acceptor = TlsAcceptor::from(config);
         let conn_log = Arc::clone(&log);
+        let changes: Changes = Arc::default();
+        let conn_changes = Arc::clone(&changes);
         let task = spawn_accept_loop(listener, move |stream, peer| {
             let acceptor = acceptor.clone();
             let hosts = Arc::clone(&hosts);
             let log = Arc::clone(&conn_log);
+            let changes = Arc::clone(&conn_changes);
             async move {
                 let log = if record { Some(&*log) } else { None };
-                if let Err(error) = serve(acceptor, stream, peer, &hosts, log).await {
+                if let Err(error) = serve(acceptor, stream, peer, &hosts, &changes, log).await {
                     tracing::debug!(%peer, %error, "https connection ended");
                 }
             }
         });
-        Ok(Self { addr, log, _task: task })
+        Ok(Self { addr, log, changes, _task: task })
+    }
+
+    /// From now on, host `sni` (a name the server has a certificate for) behaves as
+    /// `behaviour` (a test whose world changes: a new policy, a policy host that starts failing).
+    pub fn set_behaviour(&self, sni: &str, behaviour: HttpBehaviour) {
+        if let Ok(mut c) = self.changes.lock() {
+            c.insert(normalize(sni), Arc::new(behaviour));
+        }
+    }
+
+    /// Host `sni` behaves as it was built again.
+    pub fn clear_behaviour(&self, sni: &str) {
+        if let Ok(mut c) = self.changes.lock() {
+            c.remove(&normalize(sni));
+        }
     }
 
     /// The listening address.
@@ -282,15 +304,18 @@ async fn serve(
     stream: TcpStream,
     peer: SocketAddr,
     hosts: &HashMap<String, VirtualHost>,
+    changes: &Mutex<HashMap<String, Arc<HttpBehaviour>>>,
     log: Option<&Mutex<Log>>,
 ) -> io::Result<()> {
     let mut tls = timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream))
         .await
         .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "TLS handshake timed out"))??;
     let sni = tls.get_ref().1.server_name().map(normalize).unwrap_or_default();
-    let Some(behaviour) = hosts.get(&sni).map(|h| Arc::clone(&h.behaviour)) else {
+    let Some(built) = hosts.get(&sni).map(|h| Arc::clone(&h.behaviour)) else {
         return Ok(());
     };
+    let changed = changes.lock().ok().and_then(|c| c.get(&sni).cloned());
+    let behaviour = changed.unwrap_or(built);
     if *behaviour == HttpBehaviour::Hang {
         return drain_until_closed(&mut tls).await;
     }
