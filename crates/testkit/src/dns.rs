@@ -413,7 +413,7 @@ async fn answer_override<R: ResponseHandler>(
         metadata,
         records.iter(),
         std::iter::empty(),
-        negative.then_some(soa).into_iter(),
+        negative.then_some(soa),
         std::iter::empty(),
     );
     match response_handle.send_response(response).await {
