@@ -7,7 +7,8 @@
 # Environment: DURATION (10 s) and WARMUP (2 s) per measurement; CONNECTIONS ("1 8");
 # COLD_N (10000: cold-cache time for that many distinct domains, 0 to skip); PMSR_COLD_CAP
 # (600 s: pmsr's cold run is stopped there); RSS_POLICIES (100000: RSS of mtasts resolver
-# with that many cached policies, 0 to skip); SEED (1); KEEP=1 keeps the work directory.
+# with that many cached policies, 0 to skip); SEED (1); KEEP=1 keeps the work directory;
+# MTASTS_BIN (another mtasts binary to measure, e.g. an older build).
 #
 # Steps: one world of max(N, COLD_N) generated domains on the standard ports; both daemons
 # with their default persistent cache (pmsr: `cache: {type: sqlite}`; mtasts: its default
@@ -35,6 +36,7 @@ PMSR_COLD_CAP=${PMSR_COLD_CAP:-600}
 RSS_POLICIES=${RSS_POLICIES:-100000}
 VENV="$BENCH/.venv-pmsr"
 LOAD="$CARGO_TARGET_DIR/release/socketmap-load"
+MTASTS=${MTASTS_BIN:-$MTASTS}
 
 need_root
 command -v unshare >/dev/null || die "unshare (util-linux) is needed"
@@ -198,6 +200,7 @@ if [ "$COLD_N" -gt 0 ]; then
   log "cold: mtasts, $COLD_N domains"
   out=$("$LOAD" --addr "127.0.0.1:$port" --keys "$WORK/cold.txt" --connections 8 --once 2>>"$WORK/load.log")
   COLD_LINES+=("mtasts  $(jq .seconds <<<"$out") s for $COLD_N domains ($(jq .rps <<<"$out") domains/s, errors $(jq .errors <<<"$out"), replies $(jq -c .replies <<<"$out"), peak RSS $(mib "$(status_kib "$DAEMON_PID" VmHWM)") MiB)")
+  log "cold: ${COLD_LINES[-1]}"
   stop_daemon "$DAEMON_PID"
 
   port=$(free_port)
@@ -209,6 +212,7 @@ if [ "$COLD_N" -gt 0 ]; then
   else
     COLD_LINES+=("pmsr    did not finish $COLD_N domains within $PMSR_COLD_CAP s")
   fi
+  log "cold: ${COLD_LINES[-1]}"
   stop_daemon "$DAEMON_PID"
 fi
 stop_world
@@ -222,8 +226,9 @@ if [ "$RSS_POLICIES" -gt 0 ]; then
   mkdir -p "$WORK/rss"
   log "starting a world of $RSS_N generated domains for the RSS measurement"
   start_world "$WORK/rss" --generated "$RSS_N" --seed "$SEED" --standard-ports
-  awk -F'\t' '$2 ~ /^(good-enforce|good-testing|mode-none|broken:mx-)/ { print $1 }' \
-    "$WORK/rss/manifest.tsv" | head -n "$RSS_POLICIES" >"$WORK/rss/keys.txt"
+  awk -F'\t' -v max="$RSS_POLICIES" \
+    '$2 ~ /^(good-enforce|good-testing|mode-none|broken:mx-)/ && n < max { print $1; n++ }' \
+    "$WORK/rss/manifest.tsv" >"$WORK/rss/keys.txt"
   HAVE=$(wc -l <"$WORK/rss/keys.txt")
   port=$(free_port)
   start_mtasts mtasts-rss "$port" "$WORK/rss/mtasts.db"
