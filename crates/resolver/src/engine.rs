@@ -22,6 +22,17 @@ use crate::server::MapHandler;
 /// TTL assumed for a TXT answer when the DNS layer does not report one.
 pub const DEFAULT_TXT_TTL: u32 = 300;
 
+/// Seconds the live MX names a wildcard `mx:` pattern was matched against are reused, so a
+/// lookup for a cached wildcard policy costs no MX query per message. Short, so a changed MX
+/// set is seen within a minute.
+pub const LIVE_MX_TTL_SECS: i64 = 60;
+
+/// Above this many remembered MX sets, the stale ones are dropped when one is added.
+const LIVE_MX_PRUNE_AT: usize = 65_536;
+
+/// Live MX names by domain: (until, names).
+type LiveMx = HashMap<DomainName, (i64, Vec<String>)>;
+
 /// The zones: the socketmap name selects one (postfix-mta-sts-resolver's model); an unknown
 /// name gets the default zone.
 #[derive(Clone, Debug, Default)]
@@ -46,6 +57,8 @@ pub struct Resolver {
     cache: Arc<dyn PolicyCache>,
     zones: Zones,
     flights: Mutex<HashMap<DomainName, Arc<tokio::sync::Mutex<()>>>>,
+    /// Live MX names by domain, for wildcard matching: (until, names).
+    live: Mutex<LiveMx>,
     clock: Clock,
 }
 
@@ -99,6 +112,7 @@ impl Resolver {
             cache: Arc::new(MemoryCache::default()),
             zones,
             flights: Mutex::new(HashMap::new()),
+            live: Mutex::new(HashMap::new()),
             clock: Arc::new(system_now),
         }
     }
@@ -120,9 +134,29 @@ impl Resolver {
         &self.cache
     }
 
-    /// The answer for `key` as map `zone` would give it.
+    /// The answer for `key` as map `zone` would give it: what [`Resolver::explain`] answers,
+    /// without building the explanation (the socketmap path).
     pub async fn answer(&self, zone: &str, key: &str) -> Answer {
-        self.explain(zone, key).await.answer
+        let started = std::time::Instant::now();
+        let options = self.zones.get(zone);
+        let domain = match policy_key(key) {
+            PolicyKey::Domain(d) => d,
+            PolicyKey::NotADomain(_) => {
+                metrics::counter!("mtasts_resolver_lookups_total", "result" => "not-a-domain")
+                    .increment(1);
+                return Answer::NotFound;
+            }
+        };
+        let a = match self.decide(&domain).await {
+            Decision::Policy { policy, .. } => {
+                let live = self.live_mx(&domain, &policy, options).await;
+                answer(&domain, &policy, &live, options)
+            }
+            Decision::NoPolicy(_) => Answer::NotFound,
+            Decision::Temporary(reason) => Answer::Temp(reason),
+        };
+        record_lookup(&a, started);
+        a
     }
 
     /// The answer for `key` in map `zone`, with what it was decided from.
@@ -186,14 +220,7 @@ impl Resolver {
                 e.answer = Answer::Temp(reason);
             }
         }
-        let result = match &e.answer {
-            Answer::Secure { .. } => "secure",
-            Answer::NotFound => "notfound",
-            Answer::Temp(_) => "temp",
-        };
-        metrics::counter!("mtasts_resolver_lookups_total", "result" => result).increment(1);
-        metrics::histogram!("mtasts_resolver_lookup_seconds")
-            .record(started.elapsed().as_secs_f64());
+        record_lookup(&e.answer, started);
         e
     }
 
@@ -207,8 +234,23 @@ impl Resolver {
         if options.wildcard_dot || !policy.mx().iter().any(mtasts_proto::MxPattern::is_wildcard) {
             return Vec::new();
         }
+        let now = (self.clock)();
+        if let Some((until, names)) =
+            self.live.lock().unwrap_or_else(PoisonError::into_inner).get(domain)
+            && now < *until
+        {
+            return names.clone();
+        }
         match resolve_mx(self.dns.as_ref(), domain).await {
-            Ok(set) => set.names(),
+            Ok(set) => {
+                let names = set.names();
+                let mut live = self.live.lock().unwrap_or_else(PoisonError::into_inner);
+                if live.len() >= LIVE_MX_PRUNE_AT {
+                    live.retain(|_, (until, _)| now < *until);
+                }
+                live.insert(domain.clone(), (now + LIVE_MX_TTL_SECS, names.clone()));
+                names
+            }
             Err(e) => {
                 tracing::info!("{}: MX lookup for wildcard matching failed: {e}", domain.as_str());
                 Vec::new()
@@ -218,6 +260,13 @@ impl Resolver {
 
     /// Walks the lifecycle for `domain`: one flight per domain at a time.
     pub async fn decide(&self, domain: &DomainName) -> Decision {
+        // Most lookups are answered from the cached state as it is (a fresh policy, a negative
+        // entry, a back-off): that changes nothing, so it needs no flight.
+        if let Ok(Some(state)) = self.cache.get(domain).await
+            && let Next::Decided(d) = state.on_lookup((self.clock)())
+        {
+            return d;
+        }
         let flight = {
             let mut flights = self.flights.lock().unwrap_or_else(PoisonError::into_inner);
             flights.entry(domain.clone()).or_default().clone()
@@ -243,8 +292,12 @@ impl Resolver {
                 DomainState::default()
             }
         };
-        let before = state.clone();
+        // `on_lookup` does not change the state: a decision here needs no write.
         let mut next = state.on_lookup(now);
+        if let Next::Decided(d) = next {
+            return d;
+        }
+        let before = state.clone();
         let decision = loop {
             next = match next {
                 Next::Decided(d) => break d,
@@ -441,6 +494,17 @@ fn serialize_answer<S: serde::Serializer>(a: &Answer, s: S) -> Result<S::Ok, S::
 /// For tests and `query`: the policy id a state was fetched under.
 pub fn cached_id(state: &DomainState) -> Option<&PolicyId> {
     state.policy.as_ref().map(|c| &c.id)
+}
+
+/// Counts a lookup by result and records its latency.
+fn record_lookup(a: &Answer, started: std::time::Instant) {
+    let result = match a {
+        Answer::Secure { .. } => "secure",
+        Answer::NotFound => "notfound",
+        Answer::Temp(_) => "temp",
+    };
+    metrics::counter!("mtasts_resolver_lookups_total", "result" => result).increment(1);
+    metrics::histogram!("mtasts_resolver_lookup_seconds").record(started.elapsed().as_secs_f64());
 }
 
 fn fetch_error_kind(e: &mtasts_net::FetchError) -> &'static str {

@@ -6,7 +6,8 @@
 //!
 //! 1. [`DomainState::on_lookup`]: a cached policy whose TXT answer is still within its TTL and
 //!    whose `max_age` has not run out is used as it is. A domain remembered as having no policy
-//!    is answered from the negative cache until its DNS negative TTL runs out. Otherwise the
+//!    is answered from the negative cache until its DNS negative TTL runs out, and one whose
+//!    policy fetch failed from the back-off while that and the TXT answer last. Otherwise the
 //!    `_mta-sts` TXT record is looked up.
 //! 2. [`DomainState::on_txt`]: the record's `id` decides. The same id as the cached, unexpired
 //!    policy: the policy is unchanged, no fetch (the TXT answer is trusted for its TTL). A new id,
@@ -214,6 +215,16 @@ impl DomainState {
         }
         if self.policy.is_none() && self.no_policy_until.is_some_and(|until| now < until) {
             return Next::Decided(Decision::NoPolicy(NoPolicyReason::NoRecord));
+        }
+        // A fetch failed less than 5 minutes ago, nothing usable is cached, and the TXT answer
+        // that led to it is still within its TTL: the TXT lookup would find the same id and
+        // end in the same back-off, so answer now (no DNS query per message for a domain
+        // whose policy host is broken).
+        if !self.policy.as_ref().is_some_and(|c| c.is_fresh(now))
+            && now < self.txt_until
+            && self.backoff.as_ref().is_some_and(|(_, until)| now < *until)
+        {
+            return Next::Decided(Decision::NoPolicy(NoPolicyReason::Backoff));
         }
         Next::LookUpTxt
     }
@@ -423,6 +434,33 @@ mod tests {
             s.on_txt(record("a"), T0 + 10),
             Next::Decided(Decision::NoPolicy(NoPolicyReason::Backoff))
         );
+    }
+
+    #[test]
+    fn back_off_within_the_txt_ttl_needs_no_txt_lookup() {
+        let mut s = DomainState::default();
+        assert_eq!(s.on_txt(record("a"), T0), Next::Fetch(id("a")));
+        s.on_fetch(id("a"), Err("HTTP 404".into()), T0);
+        // TXT TTL 300 s, back-off 300 s: answered without DNS inside both.
+        assert_eq!(
+            s.on_lookup(T0 + 10),
+            Next::Decided(Decision::NoPolicy(NoPolicyReason::Backoff))
+        );
+        assert_eq!(
+            s.on_lookup(T0 + 299),
+            Next::Decided(Decision::NoPolicy(NoPolicyReason::Backoff))
+        );
+        // Once the TXT answer is stale, look again (the id may have changed).
+        assert_eq!(s.on_lookup(T0 + 300), Next::LookUpTxt);
+        // A shorter TXT TTL ends it sooner.
+        let mut short = DomainState::default();
+        let txt = TxtOutcome::Record { id: id("a"), ttl: 30 };
+        assert_eq!(short.on_txt(txt, T0), Next::Fetch(id("a")));
+        short.on_fetch(id("a"), Err("HTTP 404".into()), T0);
+        assert_eq!(short.on_lookup(T0 + 30), Next::LookUpTxt);
+        // After the back-off, fetch again.
+        let mut later = s.clone();
+        assert_eq!(later.on_txt(record("a"), T0 + 300), Next::Fetch(id("a")));
     }
 
     #[test]
