@@ -5,7 +5,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use clap::Args;
 use mtasts_check::{CheckOptions, Checker};
-use mtasts_net::{HickoryDns, NetConfig, Timeouts, TrustRoots};
+use mtasts_net::{HickoryDns, NetConfig};
 use mtasts_testkit::{Scenario, World};
 
 use crate::check::{Color, Format};
@@ -62,14 +62,13 @@ pub(crate) async fn run(args: DemoArgs) -> anyhow::Result<u8> {
         world.smtp_port(),
         world.ca_pem_path().display()
     );
-    let config = NetConfig {
-        dns_servers: vec![world.dns_addr()],
-        trust: TrustRoots::PemFile(world.ca_pem_path().to_path_buf()),
-        https_port: world.https_port(),
-        smtp_port: world.smtp_port(),
-        timeouts: Timeouts::fast(),
-        ehlo_name: "demo.mtasts.test".into(),
-    };
+    let config = NetConfig::private_world(
+        world.dns_addr(),
+        world.ca_pem_path(),
+        world.https_port(),
+        world.smtp_port(),
+        "demo.mtasts.test",
+    );
     let dns = Arc::new(HickoryDns::new(&config.dns_servers, config.timeouts.dns)?);
     let checker = Checker::with_dns(&config, dns, CheckOptions::default())?;
     let domains = chosen.iter().map(Scenario::domain).collect();

@@ -29,6 +29,27 @@ pub struct NetConfig {
     pub ehlo_name: String,
 }
 
+impl NetConfig {
+    /// A self-contained world (the test world, `mtasts demo`): one DNS server, a private CA's
+    /// PEM file as the only trust root, the given HTTPS and SMTP ports, and short timeouts.
+    pub fn private_world(
+        dns: SocketAddr,
+        ca_pem: &std::path::Path,
+        https_port: u16,
+        smtp_port: u16,
+        ehlo_name: &str,
+    ) -> Self {
+        Self {
+            dns_servers: vec![dns],
+            trust: TrustRoots::PemFile(ca_pem.to_path_buf()),
+            https_port,
+            smtp_port,
+            timeouts: Timeouts::fast(),
+            ehlo_name: ehlo_name.to_owned(),
+        }
+    }
+}
+
 impl Default for NetConfig {
     fn default() -> Self {
         Self {

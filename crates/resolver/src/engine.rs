@@ -267,20 +267,26 @@ impl Resolver {
         {
             return d;
         }
+        self.in_flight(domain, self.walk(domain)).await
+    }
+
+    /// Runs `work` for `domain` while no other work for it runs: one flight per domain, however
+    /// many lookups (and refreshes) wait for it.
+    async fn in_flight<T>(&self, domain: &DomainName, work: impl Future<Output = T>) -> T {
         let flight = {
             let mut flights = self.flights.lock().unwrap_or_else(PoisonError::into_inner);
             flights.entry(domain.clone()).or_default().clone()
         };
-        let decision = {
+        let result = {
             let _turn = flight.lock().await;
-            self.walk(domain).await
+            work.await
         };
         let mut flights = self.flights.lock().unwrap_or_else(PoisonError::into_inner);
         // The map's own reference and ours: nobody else waits, drop the entry.
         if Arc::strong_count(&flight) <= 2 {
             flights.remove(domain);
         }
-        decision
+        result
     }
 
     async fn walk(&self, domain: &DomainName) -> Decision {
@@ -334,19 +340,7 @@ impl Resolver {
     /// refresh"; §10.2: fetch the live policy regardless of the TXT record's id, so a cached
     /// policy does not lapse while the domain is in use). True if a fetch was made.
     pub async fn refresh(&self, domain: &DomainName) -> bool {
-        let flight = {
-            let mut flights = self.flights.lock().unwrap_or_else(PoisonError::into_inner);
-            flights.entry(domain.clone()).or_default().clone()
-        };
-        let fetched = {
-            let _turn = flight.lock().await;
-            self.refresh_walk(domain).await
-        };
-        let mut flights = self.flights.lock().unwrap_or_else(PoisonError::into_inner);
-        if Arc::strong_count(&flight) <= 2 {
-            flights.remove(domain);
-        }
-        fetched
+        self.in_flight(domain, self.refresh_walk(domain)).await
     }
 
     async fn refresh_walk(&self, domain: &DomainName) -> bool {

@@ -3,18 +3,17 @@
 use std::sync::Arc;
 
 use mtasts_check::{CheckOptions, Checker, Code, DomainReport, Severity};
-use mtasts_net::{HickoryDns, NetConfig, Timeouts, TrustRoots};
+use mtasts_net::{HickoryDns, NetConfig};
 use mtasts_testkit::{Scenario, World};
 
 pub(crate) fn config_for(world: &World) -> NetConfig {
-    NetConfig {
-        dns_servers: vec![world.dns_addr()],
-        trust: TrustRoots::PemFile(world.ca_pem_path().to_path_buf()),
-        https_port: world.https_port(),
-        smtp_port: world.smtp_port(),
-        timeouts: Timeouts::fast(),
-        ehlo_name: "tests.mtasts.test".into(),
-    }
+    NetConfig::private_world(
+        world.dns_addr(),
+        world.ca_pem_path(),
+        world.https_port(),
+        world.smtp_port(),
+        "tests.mtasts.test",
+    )
 }
 
 pub(crate) fn checker_for(world: &World) -> Checker {

@@ -8,19 +8,18 @@ mod probe;
 
 use std::sync::Arc;
 
-use mtasts_net::{DnsClient, HickoryDns, NetConfig, Timeouts, TrustRoots};
+use mtasts_net::{DnsClient, HickoryDns, NetConfig, Timeouts};
 use mtasts_testkit::World;
 
 pub(crate) fn config_for(world: &World) -> NetConfig {
     mtasts_net::install_crypto_provider();
-    NetConfig {
-        dns_servers: vec![world.dns_addr()],
-        trust: TrustRoots::PemFile(world.ca_pem_path().to_path_buf()),
-        https_port: world.https_port(),
-        smtp_port: world.smtp_port(),
-        timeouts: Timeouts::fast(),
-        ehlo_name: "net-tests.mtasts.test".into(),
-    }
+    NetConfig::private_world(
+        world.dns_addr(),
+        world.ca_pem_path(),
+        world.https_port(),
+        world.smtp_port(),
+        "net-tests.mtasts.test",
+    )
 }
 
 pub(crate) fn dns_for(world: &World) -> Arc<dyn DnsClient> {

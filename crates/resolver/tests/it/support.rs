@@ -3,7 +3,7 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use mtasts_net::{HickoryDns, NetConfig, PolicyFetcher, Timeouts, TrustRoots};
+use mtasts_net::{HickoryDns, NetConfig, PolicyFetcher};
 use mtasts_proto::socketmap;
 use mtasts_resolver::server::{Listener, ServerConfig, Shutdown, serve};
 use mtasts_resolver::{Resolver, Zones};
@@ -13,14 +13,13 @@ use tokio::net::TcpStream;
 
 pub(crate) fn resolver_for(world: &World, zones: Zones) -> Resolver {
     mtasts_net::install_crypto_provider();
-    let config = NetConfig {
-        dns_servers: vec![world.dns_addr()],
-        trust: TrustRoots::PemFile(world.ca_pem_path().to_path_buf()),
-        https_port: world.https_port(),
-        smtp_port: world.smtp_port(),
-        timeouts: Timeouts::fast(),
-        ehlo_name: "tests.mtasts.test".into(),
-    };
+    let config = NetConfig::private_world(
+        world.dns_addr(),
+        world.ca_pem_path(),
+        world.https_port(),
+        world.smtp_port(),
+        "tests.mtasts.test",
+    );
     let dns = Arc::new(HickoryDns::new(&config.dns_servers, config.timeouts.dns).unwrap());
     let roots = config.trust.load().unwrap();
     let fetcher = PolicyFetcher::new(&config, roots, dns.clone()).unwrap();

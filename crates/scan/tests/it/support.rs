@@ -1,20 +1,19 @@
 //! A world, a checker pointed at it, and a scan store for one test.
 
 use mtasts_check::Checker;
-use mtasts_net::{NetConfig, Timeouts, TrustRoots};
+use mtasts_net::NetConfig;
 use mtasts_scan::{CheckSettings, ScanConfig};
 use mtasts_store::ScanStore;
 use mtasts_testkit::World;
 
 pub(crate) fn config_for(world: &World) -> NetConfig {
-    NetConfig {
-        dns_servers: vec![world.dns_addr()],
-        trust: TrustRoots::PemFile(world.ca_pem_path().to_path_buf()),
-        https_port: world.https_port(),
-        smtp_port: world.smtp_port(),
-        timeouts: Timeouts::fast(),
-        ehlo_name: "tests.mtasts.test".into(),
-    }
+    NetConfig::private_world(
+        world.dns_addr(),
+        world.ca_pem_path(),
+        world.https_port(),
+        world.smtp_port(),
+        "tests.mtasts.test",
+    )
 }
 
 pub(crate) fn settings() -> CheckSettings {
