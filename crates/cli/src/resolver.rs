@@ -83,6 +83,13 @@ pub(crate) struct ZoneArgs {
     /// answer lists the live MX names the pattern matches, exactly one label deep.
     #[arg(long)]
     pub(crate) wildcard_dot: bool,
+    /// Do not let DANE take precedence. By default (RFC 8461 §2) a domain whose MX hosts all
+    /// have usable TLSA records in DNSSEC-validated answers gets `dane-only`, and a failed
+    /// TLSA lookup for a host of a validated MX answer gets TEMP (never a downgrade). This
+    /// needs a validating resolver (--dns-server one that sets the AD bit); with another it
+    /// changes nothing. Postfix needs `smtp_dns_support_level = dnssec` for `dane-only`.
+    #[arg(long)]
+    pub(crate) no_dane: bool,
 }
 
 impl ZoneArgs {
@@ -92,6 +99,7 @@ impl ZoneArgs {
         base.require_sni &= !self.no_sni;
         base.tlsrpt |= self.tlsrpt;
         base.wildcard_dot |= self.wildcard_dot;
+        base.dane &= !self.no_dane;
         base
     }
 }
@@ -209,12 +217,7 @@ pub(crate) async fn run(args: ResolverArgs) -> anyhow::Result<u8> {
         }
         mtasts_resolver::cache::check(&settings.cache).context("--cache")?;
         let mut shown = settings.clone();
-        shown.default_zone = mtasts_resolver::config::ZoneConfig {
-            strict_testing: zones.default.strict_testing,
-            require_sni: zones.default.require_sni,
-            tlsrpt: zones.default.tlsrpt,
-            wildcard_dot: zones.default.wildcard_dot,
-        };
+        shown.default_zone = zones.default.into();
         print!("{}", shown.to_toml());
         eprintln!("mtasts resolver: the configuration is valid");
         return Ok(0);

@@ -42,6 +42,9 @@ pub enum DnsError {
     NxDomain {
         /// The name asked for.
         name: String,
+        /// How long the answer may be cached (RFC 2308 §5: the smaller of the authority
+        /// section's SOA TTL and its MINIMUM field), when the server sent the SOA.
+        negative_ttl: Option<u32>,
     },
     /// NODATA: the name exists but has no record of this type.
     #[error("{name}: no {rtype} record (NODATA)")]
@@ -50,6 +53,8 @@ pub enum DnsError {
         name: String,
         /// The record type asked for.
         rtype: String,
+        /// How long the answer may be cached (RFC 2308 §5), when the server sent the SOA.
+        negative_ttl: Option<u32>,
     },
     /// The server answered with an error code such as SERVFAIL or REFUSED.
     #[error("{name}: DNS server answered {rcode}")]
@@ -94,6 +99,17 @@ impl DnsError {
         matches!(self, Self::NxDomain { .. })
     }
 
+    /// For NXDOMAIN and NODATA, how long the absence may be cached (RFC 2308 §5), when the
+    /// server said (the SOA in the authority section).
+    pub fn negative_ttl(&self) -> Option<u32> {
+        match self {
+            Self::NxDomain { negative_ttl, .. } | Self::NoData { negative_ttl, .. } => {
+                *negative_ttl
+            }
+            _ => None,
+        }
+    }
+
     /// True when the DNS could not answer: retry later, never read it as "no record".
     pub fn is_temporary(&self) -> bool {
         matches!(self, Self::ServerFailure { .. } | Self::Timeout { .. } | Self::Other { .. })
@@ -133,6 +149,9 @@ pub struct TxtAnswer {
     pub records: Vec<String>,
     /// Names the query was redirected to by CNAME, in order (empty when not delegated).
     pub cname_chain: Vec<String>,
+    /// How long the answer may be cached: the smallest TTL of its records, CNAMEs included
+    /// (RFC 2181 §5.2), when the client knows it.
+    pub ttl: Option<u32>,
 }
 
 /// What the configured resolver says about DNSSEC for an answer.
@@ -261,7 +280,7 @@ impl HickoryDns {
 
     /// The answer records for `name`/`rtype`, CNAMEs included (and followed when the server
     /// did not follow them itself); NXDOMAIN and error codes as [`DnsError`]s.
-    async fn lookup(&self, name: &str, rtype: RecordType) -> Result<Vec<Record>, DnsError> {
+    async fn lookup(&self, name: &str, rtype: RecordType) -> Result<Lookup, DnsError> {
         let mut qname = absolute(name)?;
         let mut records: Vec<Record> = Vec::new();
         for _ in 0..MAX_CNAME_CHAIN {
@@ -271,7 +290,12 @@ impl HickoryDns {
             })?;
             match reply.metadata.response_code {
                 ResponseCode::NoError => {}
-                ResponseCode::NXDomain => return Err(DnsError::NxDomain { name: name.to_owned() }),
+                ResponseCode::NXDomain => {
+                    return Err(DnsError::NxDomain {
+                        name: name.to_owned(),
+                        negative_ttl: negative_ttl(&reply.authorities),
+                    });
+                }
                 other => {
                     return Err(DnsError::ServerFailure {
                         name: name.to_owned(),
@@ -279,6 +303,7 @@ impl HickoryDns {
                     });
                 }
             }
+            let negative = negative_ttl(&reply.authorities);
             records.extend(reply.answers);
             // Follow the chain from the name asked through the records so far.
             let mut end = absolute(name)?;
@@ -296,13 +321,39 @@ impl HickoryDns {
                 || end == absolute(name)?
                 || records.iter().any(|r| r.name == end && r.record_type() == rtype);
             if complete || end == qname {
-                return Ok(records);
+                return Ok(Lookup { records, negative_ttl: negative });
             }
             // The server left the chain at a CNAME whose target it did not answer for.
             qname = end;
         }
-        Ok(records)
+        Ok(Lookup { records, negative_ttl: None })
     }
+}
+
+/// One lookup's answer records and, for an empty answer, its negative TTL.
+struct Lookup {
+    records: Vec<Record>,
+    negative_ttl: Option<u32>,
+}
+
+impl Lookup {
+    /// NODATA for `name`/`rtype`, with this answer's negative TTL.
+    fn no_data(&self, name: &str, rtype: &str) -> DnsError {
+        DnsError::NoData {
+            name: name.to_owned(),
+            rtype: rtype.to_owned(),
+            negative_ttl: self.negative_ttl,
+        }
+    }
+}
+
+/// RFC 2308 §5: a negative answer is cached for the smaller of the SOA record's own TTL and
+/// its MINIMUM field; `None` when the authority section carries no SOA.
+fn negative_ttl(authorities: &[Record]) -> Option<u32> {
+    authorities.iter().find_map(|r| match &r.data {
+        RData::SOA(soa) => Some(r.ttl.min(soa.minimum)),
+        _ => None,
+    })
 }
 
 /// The name servers of `/etc/resolv.conf` (port 53).
@@ -333,8 +384,9 @@ fn absolute(name: &str) -> Result<Name, DnsError> {
 impl DnsClient for HickoryDns {
     async fn txt(&self, name: &str) -> Result<TxtAnswer, DnsError> {
         let lookup = self.lookup(name, RecordType::TXT).await?;
-        let mut answer = TxtAnswer::default();
-        for record in &lookup {
+        let mut answer =
+            TxtAnswer { ttl: lookup.records.iter().map(|r| r.ttl).min(), ..TxtAnswer::default() };
+        for record in &lookup.records {
             match &record.data {
                 RData::TXT(txt) => {
                     let joined: Vec<u8> =
@@ -346,7 +398,7 @@ impl DnsClient for HickoryDns {
             }
         }
         if answer.records.is_empty() {
-            return Err(DnsError::NoData { name: name.to_owned(), rtype: "TXT".into() });
+            return Err(lookup.no_data(name, "TXT"));
         }
         Ok(answer)
     }
@@ -354,6 +406,7 @@ impl DnsClient for HickoryDns {
     async fn mx(&self, name: &str) -> Result<Vec<MxRecord>, DnsError> {
         let lookup = self.lookup(name, RecordType::MX).await?;
         let mut hosts: Vec<MxRecord> = lookup
+            .records
             .iter()
             .filter_map(|r| match &r.data {
                 RData::MX(mx) => Some(MxRecord::new(mx.preference, mx.exchange.to_ascii())),
@@ -361,7 +414,7 @@ impl DnsClient for HickoryDns {
             })
             .collect();
         if hosts.is_empty() {
-            return Err(DnsError::NoData { name: name.to_owned(), rtype: "MX".into() });
+            return Err(lookup.no_data(name, "MX"));
         }
         hosts.sort_by(|a, b| {
             a.preference.cmp(&b.preference).then_with(|| a.exchange.cmp(&b.exchange))
@@ -375,7 +428,7 @@ impl DnsClient for HickoryDns {
             tokio::join!(self.lookup(name, RecordType::A), self.lookup(name, RecordType::AAAA));
         let mut addrs = Vec::new();
         for lookup in [&v4, &v6].into_iter().flatten() {
-            for r in lookup {
+            for r in &lookup.records {
                 match &r.data {
                     RData::A(a) => addrs.push(IpAddr::V4(a.0)),
                     RData::AAAA(a) => addrs.push(IpAddr::V6(a.0)),
@@ -391,13 +444,22 @@ impl DnsClient for HickoryDns {
             (Err(e), _) if e.is_temporary() => Err(e),
             (_, Err(e)) if e.is_temporary() => Err(e),
             (Err(e), _) => Err(e),
-            _ => Err(DnsError::NoData { name: name.to_owned(), rtype: "A/AAAA".into() }),
+            (Ok(a), Ok(b)) => Err(DnsError::NoData {
+                name: name.to_owned(),
+                rtype: "A/AAAA".into(),
+                negative_ttl: a.negative_ttl.min(b.negative_ttl),
+            }),
+            _ => Err(DnsError::NoData {
+                name: name.to_owned(),
+                rtype: "A/AAAA".into(),
+                negative_ttl: None,
+            }),
         }
     }
 
     async fn cname(&self, name: &str) -> Result<Option<String>, DnsError> {
         match self.lookup(name, RecordType::CNAME).await {
-            Ok(lookup) => Ok(lookup.iter().find_map(|r| match &r.data {
+            Ok(lookup) => Ok(lookup.records.iter().find_map(|r| match &r.data {
                 RData::CNAME(target) => Some(normalize(&target.0.to_ascii())),
                 _ => None,
             })),
@@ -409,6 +471,7 @@ impl DnsClient for HickoryDns {
     async fn tlsa(&self, name: &str) -> Result<Vec<TlsaRecord>, DnsError> {
         let lookup = self.lookup(name, RecordType::TLSA).await?;
         let records: Vec<TlsaRecord> = lookup
+            .records
             .iter()
             .filter_map(|r| match &r.data {
                 RData::TLSA(t) => Some(TlsaRecord {
@@ -421,7 +484,7 @@ impl DnsClient for HickoryDns {
             })
             .collect();
         if records.is_empty() {
-            return Err(DnsError::NoData { name: name.to_owned(), rtype: "TLSA".into() });
+            return Err(lookup.no_data(name, "TLSA"));
         }
         Ok(records)
     }

@@ -23,6 +23,7 @@
 //! No function in this crate panics on any input.
 #![warn(missing_docs)]
 
+pub mod dane;
 pub mod diag;
 pub mod domain;
 pub mod generate;

@@ -34,11 +34,21 @@ pub struct ZoneOptions {
     /// Answer `*.example.com` as `.example.com` (postfix-mta-sts-resolver's form), which Postfix
     /// < 3.10 matches at any depth. Off by default.
     pub wildcard_dot: bool,
+    /// DANE takes precedence over MTA-STS (RFC 8461 §2; the rules are in [`crate::dane`]):
+    /// `dane-only` when every MX host has usable, DNSSEC-validated TLSA records. On by default;
+    /// it needs a validating resolver (one that sets the AD bit), and changes nothing without.
+    pub dane: bool,
 }
 
 impl Default for ZoneOptions {
     fn default() -> Self {
-        Self { strict_testing: false, require_sni: true, tlsrpt: false, wildcard_dot: false }
+        Self {
+            strict_testing: false,
+            require_sni: true,
+            tlsrpt: false,
+            wildcard_dot: false,
+            dane: true,
+        }
     }
 }
 
@@ -54,6 +64,12 @@ pub enum Answer {
         /// The TLSRPT attributes, when asked for.
         tlsrpt: Option<TlsRptAttributes>,
     },
+    /// DANE takes precedence (RFC 8461 §2): every MX host has usable, validated TLSA
+    /// records, and Postfix must authenticate each by them (`dane-only`; see [`crate::dane`]).
+    DaneOnly,
+    /// Opportunistic DANE (`dane`): DANE for the MX hosts with usable TLSA records, Postfix's
+    /// opportunistic TLS for the others (RFC 7672 §2.2; see [`crate::dane`]).
+    Dane,
     /// No policy applies: Postfix uses its default TLS level.
     NotFound,
     /// Defer the mail and look again later (the reason is logged by Postfix).
@@ -143,6 +159,8 @@ impl fmt::Display for Answer {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::NotFound => f.write_str("NOTFOUND "),
+            Self::DaneOnly => f.write_str("OK dane-only"),
+            Self::Dane => f.write_str("OK dane"),
             Self::Temp(reason) => write!(f, "TEMP {reason}"),
             Self::Secure { matches, servername, tlsrpt } => {
                 write!(f, "OK secure match={}", matches.join(":"))?;

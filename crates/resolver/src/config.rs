@@ -17,6 +17,7 @@
 //! require_sni = true
 //! tlsrpt = false
 //! wildcard_dot = false
+//! dane = true                       # DANE before MTA-STS (RFC 8461 §2)
 //!
 //! [zones.strict]
 //! strict_testing = true
@@ -73,6 +74,9 @@ pub struct ZoneConfig {
     /// `*.example.com` as `.example.com` (any depth in Postfix < 3.10).
     #[serde(default)]
     pub wildcard_dot: bool,
+    /// DANE takes precedence (RFC 8461 §2).
+    #[serde(default = "yes")]
+    pub dane: bool,
 }
 
 fn yes() -> bool {
@@ -96,7 +100,19 @@ fn default_refresh_concurrency() -> usize {
 
 impl Default for ZoneConfig {
     fn default() -> Self {
-        Self { strict_testing: false, require_sni: true, tlsrpt: false, wildcard_dot: false }
+        ZoneOptions::default().into()
+    }
+}
+
+impl From<ZoneOptions> for ZoneConfig {
+    fn from(z: ZoneOptions) -> Self {
+        Self {
+            strict_testing: z.strict_testing,
+            require_sni: z.require_sni,
+            tlsrpt: z.tlsrpt,
+            wildcard_dot: z.wildcard_dot,
+            dane: z.dane,
+        }
     }
 }
 
@@ -107,6 +123,7 @@ impl From<ZoneConfig> for ZoneOptions {
             require_sni: z.require_sni,
             tlsrpt: z.tlsrpt,
             wildcard_dot: z.wildcard_dot,
+            dane: z.dane,
         }
     }
 }
@@ -314,6 +331,8 @@ fn from_pmsr_yaml(path: &str, text: &str) -> Result<Config, ConfigError> {
         // pmsr answers wildcards as `.domain`: keep its answers unless told otherwise? No:
         // the exact answer is the safe one, and the reason to migrate.
         wildcard_dot: false,
+        // pmsr has no DANE; RFC 8461 §2 wants it first wherever the resolver can validate.
+        dane: true,
     };
     if let Some(z) = &p.default_zone {
         c.default_zone = zone(z);

@@ -10,7 +10,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
 use mtasts_net::PolicyFetcher;
-use mtasts_net::dns::{DnsClient, resolve_mx};
+use mtasts_net::dns::{DnsClient, DnssecStatus, RecordType, resolve_mx};
+use mtasts_proto::dane::{DomainDane, HostDane, precedence, tlsa_usable};
 use mtasts_proto::postfix::{Answer, ZoneOptions, answer};
 use mtasts_proto::socketmap::{PolicyKey, policy_key};
 use mtasts_proto::{DomainName, Policy, PolicyId, select_sts_record};
@@ -19,7 +20,8 @@ use crate::cache::{MemoryCache, PolicyCache};
 use crate::lifecycle::{Decision, DomainState, Next, TxtOutcome};
 use crate::server::MapHandler;
 
-/// TTL assumed for a TXT answer when the DNS layer does not report one.
+/// TTL assumed for a TXT answer when the DNS client does not report one (a [`DnsClient`] other
+/// than [`mtasts_net::HickoryDns`]).
 pub const DEFAULT_TXT_TTL: u32 = 300;
 
 /// Seconds the live MX names a wildcard `mx:` pattern was matched against are reused, so a
@@ -30,8 +32,18 @@ pub const LIVE_MX_TTL_SECS: i64 = 60;
 /// Above this many remembered MX sets, the stale ones are dropped when one is added.
 const LIVE_MX_PRUNE_AT: usize = 65_536;
 
-/// Live MX names by domain: (until, names).
-type LiveMx = HashMap<DomainName, (i64, Vec<String>)>;
+/// What the DNS said about a domain's MX hosts, reused for [`LIVE_MX_TTL_SECS`].
+#[derive(Clone, Debug)]
+struct MxView {
+    until: i64,
+    /// The live MX names (empty when the lookup failed).
+    names: Vec<String>,
+    /// DANE for those hosts, once asked for.
+    dane: Option<DomainDane>,
+}
+
+/// MX views by domain.
+type LiveMx = HashMap<DomainName, MxView>;
 
 /// The zones: the socketmap name selects one (postfix-mta-sts-resolver's model); an unknown
 /// name gets the default zone.
@@ -57,7 +69,7 @@ pub struct Resolver {
     cache: Arc<dyn PolicyCache>,
     zones: Zones,
     flights: Mutex<HashMap<DomainName, Arc<tokio::sync::Mutex<()>>>>,
-    /// Live MX names by domain, for wildcard matching: (until, names).
+    /// MX names and DANE by domain, for wildcard matching and DANE precedence.
     live: Mutex<LiveMx>,
     clock: Clock,
 }
@@ -150,9 +162,10 @@ impl Resolver {
         let a = match self.decide(&domain).await {
             Decision::Policy { policy, .. } => {
                 let live = self.live_mx(&domain, &policy, options).await;
-                answer(&domain, &policy, &live, options)
+                let sts = answer(&domain, &policy, &live, options);
+                self.weigh_dane(&domain, sts, options).await.0
             }
-            Decision::NoPolicy(_) => Answer::NotFound,
+            Decision::NoPolicy(_) => self.weigh_dane(&domain, Answer::NotFound, options).await.0,
             Decision::Temporary(reason) => Answer::Temp(reason),
         };
         record_lookup(&a, started);
@@ -171,6 +184,7 @@ impl Resolver {
             mode: None,
             mx: Vec::new(),
             live_mx: Vec::new(),
+            dane: None,
             source: None,
             why: String::new(),
             answer: Answer::NotFound,
@@ -192,8 +206,16 @@ impl Resolver {
                 e.mode = Some(policy.mode().to_string());
                 e.mx = policy.mx().iter().map(ToString::to_string).collect();
                 e.source = Some(source.as_str());
-                e.answer = answer(&domain, &policy, &live, options);
+                let sts = answer(&domain, &policy, &live, options);
+                let (a, dane) = self.weigh_dane(&domain, sts, options).await;
+                e.answer = a;
+                e.dane = dane.map(DaneView::from);
                 e.why = match (&e.answer, policy.mode()) {
+                    (Answer::DaneOnly, _) => format!(
+                        "every MX host has usable DNSSEC-validated TLSA records: DANE takes precedence over the MTA-STS policy (mode: {}, RFC 8461 §2)",
+                        policy.mode()
+                    ),
+                    (Answer::Dane, _) => "some MX hosts have usable DNSSEC-validated TLSA records: DANE for those, opportunistic TLS for the others (RFC 7672 §2.2)".into(),
                     (Answer::Secure { .. }, _) => format!(
                         "mode: {}; verified TLS to a host whose certificate matches the policy ({})",
                         policy.mode(),
@@ -212,7 +234,15 @@ impl Resolver {
             }
             Decision::NoPolicy(reason) => {
                 e.decision = "no-policy";
-                e.why = reason.describe();
+                let (a, dane) = self.weigh_dane(&domain, Answer::NotFound, options).await;
+                e.why = match &a {
+                    Answer::DaneOnly => "no MTA-STS policy; every MX host has usable DNSSEC-validated TLSA records: DANE".into(),
+                    Answer::Dane => "no MTA-STS policy; DANE for the MX hosts with usable DNSSEC-validated TLSA records (RFC 7672 §2.2)".into(),
+                    Answer::Temp(reason) => reason.clone(),
+                    _ => reason.describe(),
+                };
+                e.answer = a;
+                e.dane = dane.map(DaneView::from);
             }
             Decision::Temporary(reason) => {
                 e.decision = "temporary";
@@ -234,28 +264,106 @@ impl Resolver {
         if options.wildcard_dot || !policy.mx().iter().any(mtasts_proto::MxPattern::is_wildcard) {
             return Vec::new();
         }
+        self.mx_view(domain, false).await.names
+    }
+
+    /// `sts` with DANE weighed in (RFC 8461 §2; the rules are [`precedence`]'s), when the zone
+    /// wants it, and the DANE state it was weighed with.
+    async fn weigh_dane(
+        &self,
+        domain: &DomainName,
+        sts: Answer,
+        options: ZoneOptions,
+    ) -> (Answer, Option<DomainDane>) {
+        if !options.dane {
+            return (sts, None);
+        }
+        let dane = self.mx_view(domain, true).await.dane.unwrap_or_default();
+        (precedence(sts, &dane), Some(dane))
+    }
+
+    /// The domain's MX view, from the last [`LIVE_MX_TTL_SECS`] or the DNS; with its DANE
+    /// state when `dane`.
+    async fn mx_view(&self, domain: &DomainName, dane: bool) -> MxView {
         let now = (self.clock)();
-        if let Some((until, names)) =
-            self.live.lock().unwrap_or_else(PoisonError::into_inner).get(domain)
-            && now < *until
-        {
-            return names.clone();
-        }
-        match resolve_mx(self.dns.as_ref(), domain).await {
-            Ok(set) => {
-                let names = set.names();
-                let mut live = self.live.lock().unwrap_or_else(PoisonError::into_inner);
-                if live.len() >= LIVE_MX_PRUNE_AT {
-                    live.retain(|_, (until, _)| now < *until);
+        let cached = self.live.lock().unwrap_or_else(PoisonError::into_inner).get(domain).cloned();
+        let mut view = match cached {
+            Some(v) if now < v.until && (!dane || v.dane.is_some()) => return v,
+            // Fresh names, DANE not yet asked for: keep the names.
+            Some(v) if now < v.until => v,
+            _ => {
+                let (names, set) = match resolve_mx(self.dns.as_ref(), domain).await {
+                    Ok(set) => (set.names(), Some(set)),
+                    Err(e) => {
+                        tracing::info!("{}: MX lookup failed: {e}", domain.as_str());
+                        (Vec::new(), None)
+                    }
+                };
+                let mut v = MxView { until: now + LIVE_MX_TTL_SECS, names, dane: None };
+                if dane {
+                    v.dane = Some(match set {
+                        Some(set) => self.domain_dane(domain, &set).await,
+                        None => DomainDane::NotApplicable,
+                    });
                 }
-                live.insert(domain.clone(), (now + LIVE_MX_TTL_SECS, names.clone()));
-                names
+                self.remember(domain, v.clone(), now);
+                return v;
             }
-            Err(e) => {
-                tracing::info!("{}: MX lookup for wildcard matching failed: {e}", domain.as_str());
-                Vec::new()
-            }
+        };
+        // Names cached without DANE: look DANE up for them.
+        let set = mtasts_proto::MxSet::from_records(
+            view.names.iter().map(|n| mtasts_proto::MxRecord::new(0, n.clone())).collect(),
+        );
+        view.dane = Some(self.domain_dane(domain, &set).await);
+        self.remember(domain, view.clone(), now);
+        view
+    }
+
+    fn remember(&self, domain: &DomainName, view: MxView, now: i64) {
+        let mut live = self.live.lock().unwrap_or_else(PoisonError::into_inner);
+        if live.len() >= LIVE_MX_PRUNE_AT {
+            live.retain(|_, v| now < v.until);
         }
+        live.insert(domain.clone(), view);
+    }
+
+    /// What the DNS says about DANE for `domain`'s MX hosts (RFC 7672 §2.2; the I/O for
+    /// [`precedence`]). Only a DNSSEC-validated MX answer counts (§2.2.1); then each host's
+    /// `_25._tcp` TLSA records, validated too.
+    async fn domain_dane(&self, domain: &DomainName, set: &mtasts_proto::MxSet) -> DomainDane {
+        // Implicit MX (the domain's own address) and null MX: no MX hosts to look at.
+        if set.kind != mtasts_proto::MxKind::Explicit || set.hosts.is_empty() {
+            return DomainDane::NotApplicable;
+        }
+        if self.dns.dnssec_status(domain.as_str(), RecordType::MX).await
+            != DnssecStatus::Authenticated
+        {
+            return DomainDane::NotApplicable;
+        }
+        let hosts = futures::future::join_all(set.names().into_iter().map(|host| async move {
+            let name = format!("_25._tcp.{host}");
+            let state = match self.dns.tlsa(&name).await {
+                Ok(records) => match self.dns.dnssec_status(&name, RecordType::TLSA).await {
+                    DnssecStatus::Authenticated => {
+                        if records.iter().any(|r| tlsa_usable(r.usage, r.selector, r.matching)) {
+                            HostDane::Usable
+                        } else {
+                            HostDane::Unusable
+                        }
+                    }
+                    // Records the resolver did not vouch for are no DANE (§2.2.2).
+                    _ => HostDane::Absent,
+                },
+                Err(e) if e.is_not_found() => HostDane::Absent,
+                Err(e) => {
+                    tracing::warn!("{}: DANE TLSA lookup failed: {e}", domain.as_str());
+                    HostDane::Failed
+                }
+            };
+            (host, state)
+        }))
+        .await;
+        DomainDane::Hosts(hosts)
     }
 
     /// Walks the lifecycle for `domain`: one flight per domain at a time.
@@ -412,12 +520,16 @@ impl Resolver {
     async fn txt(&self, domain: &DomainName) -> TxtOutcome {
         match self.dns.txt(&domain.mta_sts_txt_name()).await {
             Ok(answer) => match select_sts_record(&answer.records) {
-                Ok(found) => {
-                    TxtOutcome::Record { id: found.record.value.id().clone(), ttl: DEFAULT_TXT_TTL }
-                }
-                Err(_) => TxtOutcome::NoRecord { negative_ttl: None },
+                Ok(found) => TxtOutcome::Record {
+                    id: found.record.value.id().clone(),
+                    ttl: answer.ttl.unwrap_or(DEFAULT_TXT_TTL),
+                },
+                // TXT records, none of them one STS record (§3.1): no policy, for as long as
+                // this answer may be cached.
+                Err(_) => TxtOutcome::NoRecord { negative_ttl: answer.ttl },
             },
-            Err(e) if e.is_not_found() => TxtOutcome::NoRecord { negative_ttl: None },
+            // RFC 2308 §5: absence is cached for the SOA's negative TTL.
+            Err(e) if e.is_not_found() => TxtOutcome::NoRecord { negative_ttl: e.negative_ttl() },
             Err(e) => TxtOutcome::DnsFailed(e.to_string()),
         }
     }
@@ -458,6 +570,9 @@ pub struct Explanation {
     pub mx: Vec<String>,
     /// The live MX names wildcard patterns were matched against.
     pub live_mx: Vec<String>,
+    /// DANE as weighed (RFC 8461 §2): absent when the zone does not weigh it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dane: Option<DaneView>,
     /// Where the policy came from (`fetched`, `cache`, …).
     pub source: Option<&'static str>,
     /// Why, in words.
@@ -465,6 +580,47 @@ pub struct Explanation {
     /// The answer.
     #[serde(serialize_with = "serialize_answer")]
     pub answer: Answer,
+}
+
+/// DANE for the explanation: whether it applies and each MX host's TLSA state.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct DaneView {
+    /// False when the MX answer is not DNSSEC-validated (or there are no MX hosts).
+    pub applies: bool,
+    /// Each MX host and `usable`, `unusable`, `absent` or `failed`.
+    pub hosts: Vec<DaneHost>,
+}
+
+/// One MX host's TLSA state.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct DaneHost {
+    /// The MX host name.
+    pub host: String,
+    /// `usable`, `unusable`, `absent` or `failed`.
+    pub tlsa: &'static str,
+}
+
+impl From<DomainDane> for DaneView {
+    fn from(d: DomainDane) -> Self {
+        match d {
+            DomainDane::NotApplicable => Self { applies: false, hosts: Vec::new() },
+            DomainDane::Hosts(hosts) => Self {
+                applies: true,
+                hosts: hosts
+                    .into_iter()
+                    .map(|(host, h)| DaneHost {
+                        host,
+                        tlsa: match h {
+                            HostDane::Usable => "usable",
+                            HostDane::Unusable => "unusable",
+                            HostDane::Absent => "absent",
+                            HostDane::Failed => "failed",
+                        },
+                    })
+                    .collect(),
+            },
+        }
+    }
 }
 
 fn serialize_answer<S: serde::Serializer>(a: &Answer, s: S) -> Result<S::Ok, S::Error> {
@@ -476,6 +632,8 @@ fn serialize_answer<S: serde::Serializer>(a: &Answer, s: S) -> Result<S::Ok, S::
             m.serialize_entry("match", matches)?;
         }
         Answer::NotFound => m.serialize_entry("action", "none")?,
+        Answer::DaneOnly => m.serialize_entry("action", "dane-only")?,
+        Answer::Dane => m.serialize_entry("action", "dane")?,
         Answer::Temp(reason) => {
             m.serialize_entry("action", "defer")?;
             m.serialize_entry("reason", reason)?;
@@ -495,6 +653,8 @@ fn record_lookup(a: &Answer, started: std::time::Instant) {
     let result = match a {
         Answer::Secure { .. } => "secure",
         Answer::NotFound => "notfound",
+        Answer::DaneOnly => "dane-only",
+        Answer::Dane => "dane",
         Answer::Temp(_) => "temp",
     };
     metrics::counter!("mtasts_resolver_lookups_total", "result" => result).increment(1);

@@ -293,12 +293,49 @@ pub enum Override {
     ServFail,
     /// No answer at all.
     Silent,
+    /// These TXT records with this TTL.
+    TxtTtl(Vec<Vec<String>>, u32),
+    /// NXDOMAIN (`nxdomain`) or NODATA with an SOA whose TTL and MINIMUM are `negative_ttl`
+    /// (the negative-caching TTL of RFC 2308 §5).
+    Negative {
+        /// NXDOMAIN rather than NODATA.
+        nxdomain: bool,
+        /// The SOA's TTL and MINIMUM.
+        negative_ttl: u32,
+    },
 }
 
 type Overrides = Arc<Mutex<HashMap<(String, RecordType), Override>>>;
 
+/// Names (and everything below them) answered as a validating resolver answers for a signed
+/// zone: with the AD bit, to a query that set DO or AD (RFC 6840 §5.7).
+type Signed = Arc<Mutex<Vec<LowerName>>>;
+
+/// Sets the AD bit of every response sent through it (see [`Signed`]).
+#[derive(Clone)]
+struct Authentic<R>(R);
+
+#[async_trait::async_trait]
+impl<R: ResponseHandler> ResponseHandler for Authentic<R> {
+    async fn send_response<'a>(
+        &mut self,
+        mut response: hickory_server::zone_handler::MessageResponse<
+            '_,
+            'a,
+            impl Iterator<Item = &'a Record> + Send + 'a,
+            impl Iterator<Item = &'a Record> + Send + 'a,
+            impl Iterator<Item = &'a Record> + Send + 'a,
+            impl Iterator<Item = &'a Record> + Send + 'a,
+        >,
+    ) -> Result<ResponseInfo, hickory_server::net::NetError> {
+        response.metadata_mut().authentic_data = true;
+        self.0.send_response(response).await
+    }
+}
+
 struct Handler {
     overrides: Overrides,
+    signed: Signed,
     catalog: Catalog,
     servfail: HashSet<LowerName>,
     silent: HashSet<LowerName>,
@@ -391,19 +428,29 @@ async fn answer_override<R: ResponseHandler>(
     change: Override,
     soa: &Record,
 ) -> ResponseInfo {
+    let txt = |rrs: Vec<Vec<String>>, ttl: u32| -> Vec<Record> {
+        rrs.into_iter()
+            .map(|strings| {
+                Record::from_rdata(Name::from(name.clone()), ttl, RData::TXT(TXT::new(strings)))
+            })
+            .collect()
+    };
+    let mut soa = soa.clone();
     let (code, records) = match change {
         Override::Silent => return info_with(request, ResponseCode::NoError),
         Override::ServFail => (ResponseCode::ServFail, Vec::new()),
         Override::NxDomain => (ResponseCode::NXDomain, Vec::new()),
         Override::NoData => (ResponseCode::NoError, Vec::new()),
-        Override::Txt(rrs) => (
-            ResponseCode::NoError,
-            rrs.into_iter()
-                .map(|strings| {
-                    Record::from_rdata(Name::from(name.clone()), TTL, RData::TXT(TXT::new(strings)))
-                })
-                .collect(),
-        ),
+        Override::Txt(rrs) => (ResponseCode::NoError, txt(rrs, TTL)),
+        Override::TxtTtl(rrs, ttl) => (ResponseCode::NoError, txt(rrs, ttl)),
+        Override::Negative { nxdomain, negative_ttl } => {
+            soa.ttl = negative_ttl;
+            if let RData::SOA(s) = &mut soa.data {
+                s.minimum = negative_ttl;
+            }
+            let code = if nxdomain { ResponseCode::NXDomain } else { ResponseCode::NoError };
+            (code, Vec::new())
+        }
     };
     let mut metadata = Metadata::response_from_request(&request.metadata);
     metadata.authoritative = code != ResponseCode::ServFail;
@@ -413,7 +460,7 @@ async fn answer_override<R: ResponseHandler>(
         metadata,
         records.iter(),
         std::iter::empty(),
-        negative.then_some(soa),
+        negative.then_some(&soa),
         std::iter::empty(),
     );
     match response_handle.send_response(response).await {
@@ -425,6 +472,26 @@ async fn answer_override<R: ResponseHandler>(
 #[async_trait::async_trait]
 impl RequestHandler for Handler {
     async fn handle_request<R: ResponseHandler, T: Time>(
+        &self,
+        request: &Request,
+        response_handle: R,
+    ) -> ResponseInfo {
+        let wants_ad = request.metadata.authentic_data
+            || request.edns.as_ref().is_some_and(|e| e.flags().dnssec_ok);
+        let signed = wants_ad
+            && request.queries.queries().first().is_some_and(|q| {
+                self.signed.lock().is_ok_and(|s| s.iter().any(|zone| zone.zone_of(q.name())))
+            });
+        if signed {
+            self.respond::<_, T>(request, Authentic(response_handle)).await
+        } else {
+            self.respond::<_, T>(request, response_handle).await
+        }
+    }
+}
+
+impl Handler {
+    async fn respond<R: ResponseHandler, T: Time>(
         &self,
         request: &Request,
         mut response_handle: R,
@@ -483,6 +550,7 @@ impl RequestHandler for Handler {
 pub struct DnsServer {
     addr: SocketAddr,
     overrides: Overrides,
+    signed: Signed,
     server: Server<Handler>,
     log: Arc<Mutex<Vec<RecordedQuery>>>,
 }
@@ -544,8 +612,10 @@ impl DnsServer {
         catalog.upsert(LowerName::new(&origin), vec![Arc::new(handler)]);
         let log = Arc::new(Mutex::new(Vec::new()));
         let overrides: Overrides = Arc::default();
+        let signed: Signed = Arc::default();
         let mut server = Server::new(Handler {
             overrides: Arc::clone(&overrides),
+            signed: Arc::clone(&signed),
             catalog,
             servfail: zone.servfail,
             silent: zone.silent,
@@ -555,7 +625,7 @@ impl DnsServer {
         });
         server.register_socket(udp);
         server.register_listener(tcp, TCP_IDLE_TIMEOUT, 32);
-        Ok(Self { addr, overrides, server, log })
+        Ok(Self { addr, overrides, signed, server, log })
     }
 
     /// From now on, answers `name`/`rtype` with `change` instead of the zone.
@@ -563,6 +633,23 @@ impl DnsServer {
         let name = abs_name(name).map_or_else(|_| name.to_owned(), |n| n.to_string());
         if let Ok(mut o) = self.overrides.lock() {
             o.insert((name.to_ascii_lowercase(), rtype), change);
+        }
+    }
+
+    /// Answers for `zone` and every name below it as a validating resolver answers for a
+    /// DNSSEC-signed zone: with the AD bit set, to queries that set DO or AD (RFC 6840 §5.7).
+    /// Negative answers (NXDOMAIN, NODATA) under it are then authenticated denials.
+    pub fn set_signed(&self, zone: &str) {
+        if let (Ok(name), Ok(mut s)) = (abs_name(zone), self.signed.lock()) {
+            s.push(LowerName::new(&name));
+        }
+    }
+
+    /// Answers for `zone` without the AD bit again (see [`DnsServer::set_signed`]).
+    pub fn clear_signed(&self, zone: &str) {
+        if let (Ok(name), Ok(mut s)) = (abs_name(zone), self.signed.lock()) {
+            let name = LowerName::new(&name);
+            s.retain(|z| *z != name);
         }
     }
 

@@ -229,8 +229,10 @@ mod tests {
         let obs = Observations { mx: Ok(MxSet::implicit(&d)), ..good() };
         let r = run(&obs);
         assert_eq!(severity_of(&r, Code::MxImplicit), Some(Severity::Info));
-        let obs =
-            Observations { mx: Err(DnsError::NxDomain { name: "example.com".into() }), ..good() };
+        let obs = Observations {
+            mx: Err(DnsError::NxDomain { name: "example.com".into(), negative_ttl: None }),
+            ..good()
+        };
         let r = run(&obs);
         assert_eq!(severity_of(&r, Code::DomainNotFound), Some(Severity::Error));
         assert_eq!(r.findings.len(), 1);

@@ -143,7 +143,7 @@ pub(crate) mod testing {
     pub(crate) const DAY: i64 = 86_400;
 
     pub(crate) fn nodata(name: &str) -> DnsError {
-        DnsError::NoData { name: name.into(), rtype: "TXT".into() }
+        DnsError::NoData { name: name.into(), rtype: "TXT".into(), negative_ttl: None }
     }
 
     pub(crate) fn servfail(name: &str) -> DnsError {
@@ -154,6 +154,7 @@ pub(crate) mod testing {
         Ok(TxtAnswer {
             records: records.iter().map(|r| (*r).to_owned()).collect(),
             cname_chain: vec![],
+            ttl: None,
         })
     }
 
@@ -243,6 +244,7 @@ pub(crate) mod testing {
             sts_txt: Err(nodata("_mta-sts.example.com")),
             policy: Err(FetchError::Resolve(DnsError::NxDomain {
                 name: "mta-sts.example.com".into(),
+                negative_ttl: None,
             })),
             tlsrpt_txt: Err(nodata("_smtp._tls.example.com")),
             ..good()

@@ -236,7 +236,10 @@ mod tests {
             (FetchError::TooLarge { limit: 65536, announced: None }, Code::PolicyTooLarge),
             (FetchError::Connect { reason: "refused".into() }, Code::PolicyUnreachable),
             (
-                FetchError::Resolve(DnsError::NxDomain { name: "mta-sts.example.com".into() }),
+                FetchError::Resolve(DnsError::NxDomain {
+                    name: "mta-sts.example.com".into(),
+                    negative_ttl: None,
+                }),
                 Code::PolicyHostMissing,
             ),
         ] {

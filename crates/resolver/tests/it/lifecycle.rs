@@ -193,3 +193,74 @@ async fn refresh_fetches_before_expiry_regardless_of_the_id() {
     let state = s.resolver.cache().get(&s.domain).await.unwrap().unwrap();
     assert_eq!(state.policy.unwrap().fetched_at, T0 + i64::from(DEFAULT_MAX_AGE) * 3 / 4);
 }
+
+impl Setup {
+    /// TXT queries for `_mta-sts.good.test` the world has answered.
+    fn txt_queries(&self) -> usize {
+        self.world
+            .dns()
+            .queries()
+            .iter()
+            .filter(|q| q.name.eq_ignore_ascii_case("_mta-sts.good.test.") && q.qtype == "TXT")
+            .count()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_txt_record_is_rechecked_after_its_own_dns_ttl() {
+    let s = setup().await;
+    let txt = |id: &str| vec![vec![format!("v=STSv1; id={id};")]];
+    // The world's TXT says: cache me for an hour (RFC 8461 §3.3 bounds the recheck by it).
+    let id = "20260101T000000";
+    s.world.dns().set_override(
+        "_mta-sts.good.test",
+        RecordType::TXT,
+        Override::TxtTtl(txt(id), 3600),
+    );
+    assert_eq!(source(&s.decide().await), Some(Source::Fetched));
+    let asked = s.txt_queries();
+    s.advance(1800);
+    assert_eq!(source(&s.decide().await), Some(Source::Cache));
+    assert_eq!(s.txt_queries(), asked, "within the record's TTL the TXT is not asked again");
+    s.advance(1801);
+    s.decide().await;
+    assert_eq!(s.txt_queries(), asked + 1, "past the TTL it is");
+    // A short TTL is honoured too, down to the 30 s floor.
+    s.world.dns().set_override(
+        "_mta-sts.good.test",
+        RecordType::TXT,
+        Override::TxtTtl(txt(id), 45),
+    );
+    s.advance(3601);
+    s.decide().await;
+    let asked = s.txt_queries();
+    s.advance(46);
+    s.decide().await;
+    assert_eq!(s.txt_queries(), asked + 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn absence_is_cached_for_the_soa_negative_ttl() {
+    // RFC 2308 §5: min(SOA TTL, SOA MINIMUM) of the negative answer.
+    let s = setup().await;
+    let negative = Override::Negative { nxdomain: true, negative_ttl: 1200 };
+    s.world.dns().set_override("_mta-sts.good.test", RecordType::TXT, negative);
+    assert_eq!(s.decide().await, Decision::NoPolicy(NoPolicyReason::NoRecord));
+    s.world.dns().clear_override("_mta-sts.good.test", RecordType::TXT);
+    let asked = s.txt_queries();
+    s.advance(1100);
+    assert_eq!(s.decide().await, Decision::NoPolicy(NoPolicyReason::NoRecord));
+    assert_eq!(s.txt_queries(), asked, "within the negative TTL: no DNS");
+    s.advance(101);
+    assert_eq!(source(&s.decide().await), Some(Source::Fetched), "past it the record is seen");
+    // NODATA with a short negative TTL: bounded below by one minute.
+    let fresh = setup().await;
+    let negative = Override::Negative { nxdomain: false, negative_ttl: 5 };
+    fresh.world.dns().set_override("_mta-sts.good.test", RecordType::TXT, negative);
+    assert_eq!(fresh.decide().await, Decision::NoPolicy(NoPolicyReason::NoRecord));
+    fresh.world.dns().clear_override("_mta-sts.good.test", RecordType::TXT);
+    fresh.advance(30);
+    assert_eq!(fresh.decide().await, Decision::NoPolicy(NoPolicyReason::NoRecord));
+    fresh.advance(31);
+    assert_eq!(source(&fresh.decide().await), Some(Source::Fetched));
+}

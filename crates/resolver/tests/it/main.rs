@@ -2,6 +2,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod cache;
+mod dane;
 mod lifecycle;
 mod postfix;
 mod socketmap;
