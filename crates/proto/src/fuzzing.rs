@@ -11,12 +11,16 @@
 use crate::diag::Warning;
 use crate::policy::Policy;
 use crate::report::Report;
+use crate::socketmap::{
+    self, PolicyKey, QUERY_MAX_BYTES, decode, encode, parse_request, policy_key,
+};
 use crate::sts_record::{StsRecord, select_sts_record};
 use crate::tlsrpt_record::{TlsRptRecord, select_tlsrpt_record};
 
 const STS_ALPHABET: &[u8] = b"v=STSv1; id=abcXYZ0129_-.!\t \x00";
 const POLICY_ALPHABET: &[u8] = b"abcdefmxvSTv1=;:. *\n\r0123456789_-";
 const TLSRPT_ALPHABET: &[u8] = b"v=TLSRPTv1; rua=mailto:htps/@.,%2Cexample!\t";
+const SOCKETMAP_ALPHABET: &[u8] = b"0123456789:, .[]postfixexample.com\x00\xff";
 const REPORT_ALPHABET: &[u8] = b"{}[]\",:0123456789.-eZT \nabcdeghilmnoprstuyx";
 
 fn map_alphabet(data: &[u8], alphabet: &[u8]) -> Vec<u8> {
@@ -126,4 +130,86 @@ fn report_one(data: &[u8]) {
 pub fn report(data: &[u8]) {
     report_one(data);
     report_one(&map_alphabet(data, REPORT_ALPHABET));
+}
+
+/// Every request payload a socketmap reader takes from `stream`, read at once, until the end
+/// or the first framing error (after which a server closes the connection).
+fn frames(stream: &[u8]) -> (Vec<Vec<u8>>, bool) {
+    let mut out = Vec::new();
+    let mut rest = stream;
+    loop {
+        match decode(rest, QUERY_MAX_BYTES) {
+            Ok(Some(frame)) => {
+                assert!(frame.consumed <= rest.len() && frame.payload.end < frame.consumed);
+                assert!(frame.payload.len() <= QUERY_MAX_BYTES, "payload over the limit");
+                out.push(rest[frame.payload.clone()].to_vec());
+                rest = &rest[frame.consumed..];
+            }
+            Ok(None) => return (out, false),
+            Err(_) => return (out, true),
+        }
+    }
+}
+
+/// The same, with the bytes arriving in pieces cut at `cuts` (a reader's view of TCP).
+fn frames_in_pieces(stream: &[u8], cuts: &[usize]) -> (Vec<Vec<u8>>, bool) {
+    let mut out = Vec::new();
+    let mut buf: Vec<u8> = Vec::new();
+    let mut fed = 0;
+    let mut ends: Vec<usize> = cuts.iter().map(|c| c % (stream.len() + 1)).collect();
+    ends.push(stream.len());
+    ends.sort_unstable();
+    for end in ends {
+        if end < fed {
+            continue;
+        }
+        buf.extend_from_slice(&stream[fed..end]);
+        fed = end;
+        loop {
+            match decode(&buf, QUERY_MAX_BYTES) {
+                Ok(Some(frame)) => {
+                    out.push(buf[frame.payload.clone()].to_vec());
+                    buf.drain(..frame.consumed);
+                }
+                Ok(None) => break,
+                Err(_) => return (out, true),
+            }
+        }
+    }
+    (out, false)
+}
+
+fn socketmap_one(data: &[u8]) {
+    let (whole, failed) = frames(data);
+    let cuts: Vec<usize> = data.iter().take(8).map(|b| usize::from(*b) * 7).collect();
+    assert_eq!(frames_in_pieces(data, &cuts), (whole.clone(), failed), "pieces and whole differ");
+    for payload in &whole {
+        let Ok(request) = parse_request(payload) else { continue };
+        assert!(!request.name.is_empty() && !request.key.is_empty());
+        match policy_key(request.key) {
+            PolicyKey::Domain(d) => {
+                let name = d.as_str();
+                assert!(!name.ends_with('.') && !name.starts_with('.'), "{name:?}");
+                assert_eq!(name, name.to_ascii_lowercase(), "policy domains are lower case");
+                // The domain's own name is a key for itself.
+                assert_eq!(policy_key(name), PolicyKey::Domain(d.clone()));
+            }
+            PolicyKey::NotADomain(_) => {}
+        }
+        // A reply built from the key is framed so that it decodes back to itself.
+        let reply = format!("TEMP {}", request.key);
+        let framed = encode(&reply);
+        let frame = decode(&framed, usize::MAX).ok().flatten().expect("own frame decodes");
+        assert_eq!(&framed[frame.payload], reply.as_bytes());
+        assert_eq!(frame.consumed, framed.len());
+    }
+    let _ = socketmap::REPLY_MAX_BYTES;
+}
+
+/// Fuzzes the socketmap netstring reader ([`decode`], [`encode`]), [`parse_request`] and
+/// [`policy_key`]: the frames of a pipelined stream are the same however it is cut, none is
+/// over Postfix's limit, keys never panic.
+pub fn socketmap(data: &[u8]) {
+    socketmap_one(data);
+    socketmap_one(&map_alphabet(data, SOCKETMAP_ALPHABET));
 }

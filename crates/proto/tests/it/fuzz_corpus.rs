@@ -40,3 +40,8 @@ fn tlsrpt_record_corpus() {
 fn report_corpus() {
     replay("report", fuzzing::report);
 }
+
+#[test]
+fn socketmap_corpus() {
+    replay("socketmap", fuzzing::socketmap);
+}

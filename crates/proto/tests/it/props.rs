@@ -169,6 +169,7 @@ proptest! {
         fuzzing::policy(&data);
         fuzzing::tlsrpt_record(&data);
         fuzzing::report(&data);
+        fuzzing::socketmap(&data);
     }
 
     #[test]
