@@ -37,6 +37,11 @@ pub(crate) struct ResolverArgs {
     /// Connections served at once (the rest wait in the listen queue).
     #[arg(long, default_value_t = 1024)]
     pub(crate) max_connections: usize,
+    /// Seconds a lookup may keep Postfix waiting. Past it Postfix gets TEMP (the mail waits
+    /// and is retried) while the lookup goes on and fills the cache. Postfix itself gives up
+    /// on a socketmap after 100 s; keep this above --dns-timeout plus --fetch-timeout.
+    #[arg(long, default_value_t = 30.0)]
+    pub(crate) lookup_timeout: f64,
     /// Seconds between looks for cached policies due for a refresh (RFC 8461 §3.3: refresh
     /// before max_age runs out; a policy is due when a quarter of its max_age is left).
     /// [default: 300]
@@ -206,6 +211,14 @@ pub(crate) async fn run(args: ResolverArgs) -> anyhow::Result<u8> {
     if !(args.idle_timeout.is_finite() && args.idle_timeout > 0.0) {
         bail!("--idle-timeout must be a positive number of seconds");
     }
+    if !(args.lookup_timeout.is_finite()
+        && args.lookup_timeout > 0.0
+        && args.lookup_timeout < 100.0)
+    {
+        bail!(
+            "--lookup-timeout must be a positive number of seconds below 100 (Postfix gives up on a socketmap lookup after 100 s)"
+        );
+    }
     let settings = settings(&args)?;
     let mut zones = settings.zones();
     zones.default = args.zone.apply(zones.default);
@@ -248,6 +261,7 @@ pub(crate) async fn run(args: ResolverArgs) -> anyhow::Result<u8> {
     let server = ServerConfig {
         idle_timeout: Duration::from_secs_f64(args.idle_timeout),
         max_connections: args.max_connections,
+        lookup_timeout: Duration::from_secs_f64(args.lookup_timeout),
     };
     let shutdown = Shutdown::on(async {
         let _ = tokio::signal::ctrl_c().await;

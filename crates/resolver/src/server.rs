@@ -34,11 +34,23 @@ pub struct ServerConfig {
     pub idle_timeout: Duration,
     /// Connections served at once; more wait in the listen queue.
     pub max_connections: usize,
+    /// Longest a lookup may keep Postfix waiting: past it the reply is `TEMP` (Postfix defers
+    /// the mail and asks again), while the lookup goes on and fills the cache for the next
+    /// ask. Postfix's socketmap client gives up after 100 seconds; a lookup that needs DNS
+    /// and a policy fetch normally ends within the DNS and fetch timeouts.
+    pub lookup_timeout: Duration,
 }
+
+/// [`ServerConfig::lookup_timeout`] by default.
+pub const DEFAULT_LOOKUP_TIMEOUT: Duration = Duration::from_secs(30);
 
 impl Default for ServerConfig {
     fn default() -> Self {
-        Self { idle_timeout: Duration::from_secs(60), max_connections: 1024 }
+        Self {
+            idle_timeout: Duration::from_secs(60),
+            max_connections: 1024,
+            lookup_timeout: DEFAULT_LOOKUP_TIMEOUT,
+        }
     }
 }
 
@@ -115,7 +127,7 @@ pub async fn serve(
         let shutdown = shutdown.clone();
         tasks.spawn(async move {
             let _permit = permit;
-            if let Err(e) = connection(stream, &peer, handler.as_ref(), config, shutdown).await {
+            if let Err(e) = connection(stream, &peer, handler, config, shutdown).await {
                 tracing::debug!("socketmap: {peer}: {e}");
             }
         });
@@ -124,6 +136,36 @@ pub async fn serve(
     }
     while tasks.join_next().await.is_some() {}
     Ok(())
+}
+
+/// One lookup, answered within `deadline`. The lookup runs as its own task, so a slow one
+/// (a policy host that trickles, a DNS server that drops queries) keeps going after the
+/// `TEMP` reply and leaves its result in the cache.
+async fn lookup(
+    handler: &Arc<dyn MapHandler>,
+    name: &str,
+    key: &str,
+    deadline: Duration,
+) -> String {
+    let (h, n, k) = (handler.clone(), name.to_owned(), key.to_owned());
+    let task = tokio::spawn(async move { h.lookup(&n, &k).await });
+    match tokio::time::timeout(deadline, task).await {
+        Ok(Ok(reply)) => reply,
+        Ok(Err(e)) => {
+            tracing::error!("socketmap: the lookup of {key:?} failed: {e}");
+            "TEMP internal error in the policy lookup".to_owned()
+        }
+        Err(_) => {
+            tracing::warn!(
+                "socketmap: {name} {key}: no answer within {} s; TEMP now, the lookup goes on",
+                deadline.as_secs_f64()
+            );
+            format!(
+                "TEMP the MTA-STS lookup for {key} is taking longer than {} s; try again later",
+                deadline.as_secs_f64()
+            )
+        }
+    }
 }
 
 type BoxedStream = Box<dyn Stream>;
@@ -157,7 +199,7 @@ enum ConnectionError {
 async fn connection(
     mut stream: BoxedStream,
     peer: &str,
-    handler: &dyn MapHandler,
+    handler: Arc<dyn MapHandler>,
     config: ServerConfig,
     mut shutdown: Shutdown,
 ) -> Result<(), ConnectionError> {
@@ -179,7 +221,7 @@ async fn connection(
             };
             let payload = &buf[used..][frame.payload.clone()];
             let reply = match socketmap::parse_request(payload) {
-                Ok(req) => handler.lookup(req.name, req.key).await,
+                Ok(req) => lookup(&handler, req.name, req.key, config.lookup_timeout).await,
                 Err(e) => {
                     tracing::warn!("socketmap: {peer}: {e}");
                     format!("PERM {e}")

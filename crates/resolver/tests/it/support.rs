@@ -26,19 +26,22 @@ pub(crate) fn resolver_for(world: &World, zones: Zones) -> Resolver {
     Resolver::new(dns, fetcher, zones)
 }
 
+/// A served resolver: its address, the shutdown trigger (dropping it stops the server) and
+/// the server task.
+pub(crate) type Served =
+    (SocketAddr, tokio::sync::watch::Sender<bool>, tokio::task::JoinHandle<std::io::Result<()>>);
+
 /// Serves `resolver` on a free loopback port; the server stops when the sender is dropped.
-pub(crate) async fn serve_on_loopback(
-    resolver: Resolver,
-) -> (SocketAddr, tokio::sync::watch::Sender<bool>, tokio::task::JoinHandle<std::io::Result<()>>) {
+pub(crate) async fn serve_on_loopback(resolver: Resolver) -> Served {
+    serve_with(resolver, ServerConfig::default()).await
+}
+
+/// [`serve_on_loopback`] with `config`.
+pub(crate) async fn serve_with(resolver: Resolver, config: ServerConfig) -> Served {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (tx, shutdown) = Shutdown::new();
-    let task = tokio::spawn(serve(
-        Listener::Tcp(listener),
-        Arc::new(resolver),
-        ServerConfig::default(),
-        shutdown,
-    ));
+    let task = tokio::spawn(serve(Listener::Tcp(listener), Arc::new(resolver), config, shutdown));
     (addr, tx, task)
 }
 
