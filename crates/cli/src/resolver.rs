@@ -27,10 +27,18 @@ pub(crate) struct ResolverArgs {
     /// Check the configuration (file, environment, flags), print it as TOML and exit.
     #[arg(long)]
     pub(crate) check_config: bool,
-    /// Where to listen: IP:PORT, or unix:/path/to/socket. Postfix:
+    /// Where to listen: IP:PORT, unix:/path/to/socket, or `systemd` (the first socket systemd
+    /// passes: socket activation, see contrib/systemd/mtasts-resolver.socket). Postfix:
     /// `smtp_tls_policy_maps = socketmap:inet:127.0.0.1:8461:postfix`. [default: 127.0.0.1:8461]
     #[arg(long, env = "MTASTS_RESOLVER_LISTEN")]
     pub(crate) listen: Option<String>,
+    /// Permissions of a unix socket, octal. [default: 0660]
+    #[arg(long, env = "MTASTS_RESOLVER_SOCKET_MODE", value_name = "OCTAL")]
+    pub(crate) socket_mode: Option<String>,
+    /// Group of a unix socket (name or number), e.g. `postfix`: with mode 0660 only the owner
+    /// and that group may connect.
+    #[arg(long, env = "MTASTS_RESOLVER_SOCKET_GROUP", value_name = "GROUP")]
+    pub(crate) socket_group: Option<String>,
     /// Seconds an idle Postfix connection is kept open (Postfix closes its side after 10 s).
     #[arg(long, default_value_t = 60.0)]
     pub(crate) idle_timeout: f64,
@@ -173,6 +181,16 @@ fn settings(args: &ResolverArgs) -> anyhow::Result<Config> {
     if let Some(v) = &args.http {
         c.http.clone_from(v);
     }
+    if let Some(v) = &args.socket_mode {
+        c.socket_mode.clone_from(v);
+    }
+    if let Some(v) = &args.socket_group {
+        c.socket_group = Some(v.clone());
+    }
+    socket_mode(&c.socket_mode)?;
+    if let Some(g) = &c.socket_group {
+        group_id(g)?;
+    }
     if let Some(v) = &args.cache {
         c.cache.clone_from(v);
     }
@@ -224,9 +242,10 @@ pub(crate) async fn run(args: ResolverArgs) -> anyhow::Result<u8> {
     zones.default = args.zone.apply(zones.default);
     if args.check_config {
         if !settings.listen.starts_with("unix:")
+            && settings.listen != "systemd"
             && settings.listen.parse::<std::net::SocketAddr>().is_err()
         {
-            bail!("--listen {:?} is neither IP:PORT nor unix:/path", settings.listen);
+            bail!("--listen {:?} is neither IP:PORT, unix:/path nor systemd", settings.listen);
         }
         mtasts_resolver::cache::check(&settings.cache).context("--cache")?;
         let mut shown = settings.clone();
@@ -240,7 +259,7 @@ pub(crate) async fn run(args: ResolverArgs) -> anyhow::Result<u8> {
     let resolver = Resolver::from_config(&config, zones)
         .context("cannot set up the resolver")?
         .with_cache(cache);
-    let listener = bind(&settings.listen).await?;
+    let listener = bind(&settings).await?;
     let http = match settings.http.as_str() {
         "off" | "" => None,
         addr => {
@@ -305,7 +324,60 @@ fn with_sigterm(ctrl_c: Shutdown) -> Shutdown {
     })
 }
 
-async fn bind(listen: &str) -> anyhow::Result<Listener> {
+/// `--socket-mode`: octal permission bits.
+fn socket_mode(text: &str) -> anyhow::Result<u32> {
+    match u32::from_str_radix(text.trim_start_matches("0o"), 8) {
+        Ok(mode) if mode <= 0o777 => Ok(mode),
+        _ => bail!("--socket-mode {text:?} is not an octal permission such as 0660"),
+    }
+}
+
+/// `--socket-group`: a number, or a name from /etc/group.
+fn group_id(group: &str) -> anyhow::Result<u32> {
+    if let Ok(gid) = group.parse::<u32>() {
+        return Ok(gid);
+    }
+    let groups = std::fs::read_to_string("/etc/group").context("reading /etc/group")?;
+    groups
+        .lines()
+        .filter_map(|line| {
+            let mut f = line.split(':');
+            let name = f.next()?;
+            let gid = f.nth(1)?.parse::<u32>().ok()?;
+            (name == group).then_some(gid)
+        })
+        .next()
+        .with_context(|| format!("--socket-group {group:?}: no such group in /etc/group"))
+}
+
+/// The socket systemd passed (socket activation, `LISTEN_FDS`): TCP or unix.
+fn inherited() -> anyhow::Result<Listener> {
+    let mut fds = listenfd::ListenFd::from_env();
+    if fds.len() == 0 {
+        bail!(
+            "--listen systemd, but no socket was passed (LISTEN_FDS is not set for this process): start it from mtasts-resolver.socket, or give --listen IP:PORT"
+        );
+    }
+    if let Ok(Some(l)) = fds.take_tcp_listener(0) {
+        l.set_nonblocking(true)?;
+        return Ok(Listener::Tcp(tokio::net::TcpListener::from_std(l)?));
+    }
+    match fds.take_unix_listener(0) {
+        Ok(Some(l)) => {
+            l.set_nonblocking(true)?;
+            Ok(Listener::Unix(tokio::net::UnixListener::from_std(l)?))
+        }
+        _ => bail!(
+            "--listen systemd: the first passed socket is neither a TCP nor a unix stream listener"
+        ),
+    }
+}
+
+async fn bind(settings: &Config) -> anyhow::Result<Listener> {
+    let listen = settings.listen.as_str();
+    if listen == "systemd" {
+        return inherited();
+    }
     if let Some(path) = listen.strip_prefix("unix:") {
         // A stale socket file from a previous run would make bind fail.
         if std::fs::symlink_metadata(path).is_ok_and(|m| {
@@ -317,6 +389,15 @@ async fn bind(listen: &str) -> anyhow::Result<Listener> {
         }
         let l = tokio::net::UnixListener::bind(path)
             .with_context(|| format!("cannot listen on unix socket {path}"))?;
+        use std::os::unix::fs::PermissionsExt;
+        let mode = socket_mode(&settings.socket_mode)?;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+            .with_context(|| format!("cannot set the permissions of {path} to {mode:o}"))?;
+        if let Some(group) = &settings.socket_group {
+            let gid = group_id(group)?;
+            std::os::unix::fs::chown(path, None, Some(gid))
+                .with_context(|| format!("cannot give {path} to group {group} ({gid})"))?;
+        }
         return Ok(Listener::Unix(l));
     }
     let addr: std::net::SocketAddr = listen

@@ -6,7 +6,9 @@
 //! Settings come from the file, then the environment, then flags: a flag wins.
 //!
 //! ```toml
-//! listen = "127.0.0.1:8461"        # or "unix:/var/spool/postfix/private/mtasts"
+//! listen = "127.0.0.1:8461"        # or "unix:/var/spool/postfix/private/mtasts", or "systemd"
+//! socket_mode = "0660"             # a unix socket's permissions
+//! socket_group = "postfix"         # and group (name or number)
 //! http = "127.0.0.1:8462"          # JSON endpoint and /metrics; "off" for none
 //! cache = "sqlite:///var/lib/mtasts/resolver.db"   # or "memory", "postgres://…"
 //! refresh_every = 300              # seconds
@@ -35,9 +37,15 @@ use crate::engine::Zones;
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
-    /// `IP:PORT` or `unix:/path`.
+    /// `IP:PORT`, `unix:/path` or `systemd` (the socket systemd passes, socket activation).
     #[serde(default = "default_listen")]
     pub listen: String,
+    /// Permissions of a `unix:` socket, octal (`0660`: the owner and the group may connect).
+    #[serde(default = "default_socket_mode")]
+    pub socket_mode: String,
+    /// Group of a `unix:` socket (name or number), e.g. `postfix`, so Postfix may connect.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub socket_group: Option<String>,
     /// `IP:PORT` or `off`.
     #[serde(default = "default_http")]
     pub http: String,
@@ -84,6 +92,9 @@ fn yes() -> bool {
 }
 fn default_listen() -> String {
     "127.0.0.1:8461".into()
+}
+fn default_socket_mode() -> String {
+    "0660".into()
 }
 fn default_http() -> String {
     "127.0.0.1:8462".into()
@@ -132,6 +143,8 @@ impl Default for Config {
     fn default() -> Self {
         Self {
             listen: default_listen(),
+            socket_mode: default_socket_mode(),
+            socket_group: None,
             http: default_http(),
             cache: default_cache(),
             refresh_every: default_refresh_every(),

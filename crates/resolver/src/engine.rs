@@ -373,9 +373,17 @@ impl Resolver {
         if let Ok(Some(state)) = self.cache.get(domain).await
             && let Next::Decided(d) = state.on_lookup((self.clock)())
         {
+            count_cache("hit");
             return d;
         }
-        self.in_flight(domain, self.walk(domain)).await
+        let d = self.in_flight(domain, self.walk(domain)).await;
+        count_cache(match &d {
+            // Another lookup's flight, or a TXT check, let the cached entry answer.
+            Decision::Policy { source: crate::lifecycle::Source::Fetched, .. } => "miss",
+            Decision::Policy { .. } => "revalidated",
+            _ => "miss",
+        });
+        d
     }
 
     /// Runs `work` for `domain` while no other work for it runs: one flight per domain, however
@@ -646,6 +654,13 @@ fn serialize_answer<S: serde::Serializer>(a: &Answer, s: S) -> Result<S::Ok, S::
 /// For tests and `query`: the policy id a state was fetched under.
 pub fn cached_id(state: &DomainState) -> Option<&PolicyId> {
     state.policy.as_ref().map(|c| &c.id)
+}
+
+/// Counts how the policy cache served a decision: `hit` (no network), `revalidated` (the
+/// cached entry, after a TXT lookup or another lookup's flight), `miss` (fetched, or decided
+/// from the DNS).
+fn count_cache(outcome: &'static str) {
+    metrics::counter!("mtasts_resolver_cache_total", "outcome" => outcome).increment(1);
 }
 
 /// Counts a lookup by result and records its latency.

@@ -87,6 +87,9 @@ async fn daemon_cache_survives_kill_9_then_dump_and_purge() {
     let metrics = http_get(http_port, "/metrics").await;
     assert!(metrics.contains("mtasts_resolver_lookups_total{result=\"secure\"}"), "{metrics}");
     assert!(metrics.contains("mtasts_resolver_lookups_total{result=\"notfound\"}"), "{metrics}");
+    // The HTTP lookup of good.test was answered from the cache the socketmap lookup filled.
+    assert!(metrics.contains("mtasts_resolver_cache_total{outcome=\"hit\"}"), "{metrics}");
+    assert!(metrics.contains("mtasts_resolver_cache_total{outcome=\"miss\"}"), "{metrics}");
     daemon.start_kill().unwrap(); // SIGKILL
     daemon.wait().await.unwrap();
 
@@ -189,4 +192,103 @@ async fn check_config_reads_the_python_daemons_file() {
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("resolver.toml") && err.contains("lisen"), "{err}");
+}
+
+/// One socketmap query over a unix socket.
+async fn unix_query(path: &std::path::Path, key: &str) -> String {
+    let mut stream = tokio::net::UnixStream::connect(path).await.unwrap();
+    stream.write_all(&mtasts_proto::socketmap::encode(&format!("postfix {key}"))).await.unwrap();
+    let mut buf = Vec::new();
+    loop {
+        if let Some(f) = mtasts_proto::socketmap::decode(&buf, 100_000).unwrap() {
+            return String::from_utf8(buf[f.payload].to_vec()).unwrap();
+        }
+        let mut chunk = [0u8; 4096];
+        let n = stream.read(&mut chunk).await.unwrap();
+        assert!(n > 0, "connection closed without a reply");
+        buf.extend_from_slice(&chunk[..n]);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unix_socket_gets_its_mode_and_group() {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let w = World::builder().scenario(Scenario::Good).build().await;
+    let dir = tempfile::tempdir().unwrap();
+    let sock = dir.path().join("mtasts.sock");
+    // A group by name, as an operator writes it (`daemon` is gid 1 on Debian).
+    let groups = std::fs::read_to_string("/etc/group").unwrap();
+    let (name, gid) = groups
+        .lines()
+        .find_map(|l| {
+            let f: Vec<&str> = l.split(':').collect();
+            (f.len() > 2 && f[2] != "0").then(|| (f[0].to_owned(), f[2].parse::<u32>().unwrap()))
+        })
+        .unwrap();
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_mtasts"));
+    cmd.args(["resolver", "--listen", &format!("unix:{}", sock.display()), "--cache", "memory"])
+        .args(["--http", "off", "--socket-mode", "0660", "--socket-group", &name]);
+    net_args(&mut cmd, &w);
+    let _daemon =
+        cmd.stdout(Stdio::null()).stderr(Stdio::null()).kill_on_drop(true).spawn().unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while !sock.exists() {
+        assert!(std::time::Instant::now() < deadline, "no socket at {}", sock.display());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // The mode is set right after bind; wait for it rather than race it.
+    let meta = loop {
+        let m = std::fs::metadata(&sock).unwrap();
+        if m.permissions().mode() & 0o777 == 0o660 || std::time::Instant::now() > deadline {
+            break m;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(meta.permissions().mode() & 0o777, 0o660);
+    assert_eq!(meta.gid(), gid, "group {name}");
+    assert_eq!(
+        unix_query(&sock, "good.test").await,
+        "OK secure match=mx1.good.test servername=hostname"
+    );
+    // A group that does not exist is refused before anything listens.
+    let out = Command::new(env!("CARGO_BIN_EXE_mtasts"))
+        .args(["resolver", "--listen", "unix:/tmp/never.sock", "--socket-group", "no-such-group"])
+        .args(["--cache", "memory", "--check-config"])
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("no-such-group") && err.contains("/etc/group"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn socket_activation_serves_the_socket_systemd_passes() {
+    let Some(activate) = mtasts_testkit::require::program("systemd-socket-activate", "systemd")
+    else {
+        return;
+    };
+    let w = World::builder().scenario(Scenario::Good).build().await;
+    let port = free_port();
+    // systemd-socket-activate binds, waits for the first connection, then starts the daemon
+    // with the listening socket as fd 3 (LISTEN_FDS=1), as systemd does for a .socket unit.
+    let mut cmd = Command::new(activate);
+    cmd.args(["-l", &format!("127.0.0.1:{port}"), env!("CARGO_BIN_EXE_mtasts")])
+        .args(["resolver", "--listen", "systemd", "--cache", "memory", "--http", "off"]);
+    net_args(&mut cmd, &w);
+    let _daemon =
+        cmd.stdout(Stdio::null()).stderr(Stdio::null()).kill_on_drop(true).spawn().unwrap();
+    let reply = tokio::time::timeout(Duration::from_secs(20), socketmap_query(port, "good.test"))
+        .await
+        .expect("the activated daemon answers");
+    assert_eq!(reply, "OK secure match=mx1.good.test servername=hostname");
+    // Without a passed socket, --listen systemd says what is missing.
+    let out = Command::new(env!("CARGO_BIN_EXE_mtasts"))
+        .args(["resolver", "--listen", "systemd", "--cache", "memory", "--http", "off"])
+        .env_remove("LISTEN_FDS")
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("LISTEN_FDS"), "{out:?}");
 }
