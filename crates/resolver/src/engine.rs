@@ -638,6 +638,9 @@ fn serialize_answer<S: serde::Serializer>(a: &Answer, s: S) -> Result<S::Ok, S::
         Answer::Secure { matches, .. } => {
             m.serialize_entry("action", "secure")?;
             m.serialize_entry("match", matches)?;
+            // The same names as one colon-separated list, as Exim (and Postfix) lists are
+            // written: an Exim `manualroute` takes it as its host list.
+            m.serialize_entry("match_list", &matches.join(":"))?;
         }
         Answer::NotFound => m.serialize_entry("action", "none")?,
         Answer::DaneOnly => m.serialize_entry("action", "dane-only")?,

@@ -116,6 +116,18 @@ pub fn program(name: &str, package: &str) -> Option<PathBuf> {
     }
 }
 
+/// A program named by the environment variable `var` (for peers that cannot be installed
+/// from Debian beside the others, such as Exim, which conflicts with Postfix: `.ci/run`
+/// unpacks it and sets the variable); otherwise `None` after saying `how` to get it, or a
+/// panic under CI.
+pub fn program_from_env(var: &str, how: &str) -> Option<PathBuf> {
+    match std::env::var_os(var).map(PathBuf::from) {
+        Some(p) if p.is_file() => Some(p),
+        Some(p) => missing(var, &format!("{} is not a file; {how}", p.display())),
+        None => missing(var, &format!("not set; {how}")),
+    }
+}
+
 /// A missing requirement: a skip message locally, a panic under CI.
 fn missing<T>(what: &str, why: &str) -> Option<T> {
     let test = std::thread::current().name().unwrap_or("this test").to_owned();

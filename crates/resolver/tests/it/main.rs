@@ -3,6 +3,7 @@
 
 mod cache;
 mod dane;
+mod exim;
 mod hostile;
 mod lifecycle;
 mod postfix;
