@@ -19,8 +19,20 @@ use clap::{Parser, Subcommand};
 #[derive(Debug, Parser)]
 #[command(name = "mtasts", version, about, propagate_version = true)]
 struct Cli {
+    /// Log lines on stderr as `text` or `json` (one object per line: timestamp, level, target,
+    /// message; for journald, Loki, Elasticsearch). What is logged: MTASTS_LOG, e.g.
+    /// `MTASTS_LOG=debug` or `MTASTS_LOG=mtasts_resolver=debug` (default: warnings; the
+    /// resolver daemon logs info too).
+    #[arg(long, global = true, env = "MTASTS_LOG_FORMAT", value_enum, default_value = "text")]
+    log_format: LogFormat,
     #[command(subcommand)]
     command: Command,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
 }
 
 #[derive(Debug, Subcommand)]
@@ -45,9 +57,16 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let filter = tracing_subscriber::EnvFilter::try_from_env("MTASTS_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    // A daemon says what it does (refreshes, failed fetches); one-shot commands only warn.
+    let daemon = matches!(&cli.command, Command::Resolver(r) if r.command.is_none());
+    let filter = tracing_subscriber::EnvFilter::try_from_env("MTASTS_LOG").unwrap_or_else(|_| {
+        tracing_subscriber::EnvFilter::new(if daemon { "info" } else { "warn" })
+    });
+    let logs = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match cli.log_format {
+        LogFormat::Text => logs.init(),
+        LogFormat::Json => logs.json().init(),
+    }
     mtasts_net::install_crypto_provider();
 
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {

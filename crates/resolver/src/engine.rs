@@ -295,7 +295,7 @@ impl Resolver {
                 let (names, set) = match resolve_mx(self.dns.as_ref(), domain).await {
                     Ok(set) => (set.names(), Some(set)),
                     Err(e) => {
-                        tracing::info!("{}: MX lookup failed: {e}", domain.as_str());
+                        tracing::info!(domain = domain.as_str(), error = %e, "MX lookup failed");
                         (Vec::new(), None)
                     }
                 };
@@ -356,7 +356,7 @@ impl Resolver {
                 },
                 Err(e) if e.is_not_found() => HostDane::Absent,
                 Err(e) => {
-                    tracing::warn!("{}: DANE TLSA lookup failed: {e}", domain.as_str());
+                    tracing::warn!(domain = domain.as_str(), error = %e, "DANE TLSA lookup failed");
                     HostDane::Failed
                 }
             };
@@ -430,7 +430,7 @@ impl Resolver {
                 Next::Fetch(id) => {
                     let result = self.fetch(domain).await;
                     if let Err(reason) = &result {
-                        tracing::info!("{}: policy fetch failed: {reason}", domain.as_str());
+                        tracing::info!(domain = domain.as_str(), error = %reason, "policy fetch failed");
                     }
                     break state.on_fetch(id, result, now);
                 }
@@ -470,7 +470,7 @@ impl Resolver {
         };
         let result = self.fetch(domain).await;
         if let Err(reason) = &result {
-            tracing::warn!("{}: refreshing the cached policy failed: {reason}", domain.as_str());
+            tracing::warn!(domain = domain.as_str(), error = %reason, "refreshing the cached policy failed");
         }
         state.on_fetch(id, result, now);
         if let Err(e) = self.cache.put(domain, &state).await {
@@ -520,7 +520,7 @@ impl Resolver {
             }
             let n = self.refresh_due(concurrency).await;
             if n > 0 {
-                tracing::info!("refreshed {n} cached policies");
+                tracing::info!(fetched = n, "refreshed cached policies");
             }
         }
     }
@@ -556,7 +556,7 @@ impl Resolver {
 impl MapHandler for Resolver {
     async fn lookup(&self, name: &str, key: &str) -> String {
         let reply = self.answer(name, key).await.reply();
-        tracing::debug!("{name} {key} -> {reply}");
+        tracing::debug!(map = name, key, reply = %reply, "lookup");
         reply
     }
 }

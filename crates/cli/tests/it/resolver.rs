@@ -292,3 +292,33 @@ async fn socket_activation_serves_the_socket_systemd_passes() {
     assert_eq!(out.status.code(), Some(2), "{out:?}");
     assert!(String::from_utf8_lossy(&out.stderr).contains("LISTEN_FDS"), "{out:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn json_logs_carry_the_domain_and_the_error_as_fields() {
+    use tokio::io::AsyncBufReadExt;
+    let w = World::builder().scenario(Scenario::Https404).build().await;
+    let port = free_port();
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_mtasts"));
+    cmd.args(["--log-format", "json", "resolver", "--listen", &format!("127.0.0.1:{port}")])
+        .args(["--cache", "memory", "--http", "off"])
+        .env_remove("MTASTS_LOG");
+    net_args(&mut cmd, &w);
+    let mut daemon =
+        cmd.stdout(Stdio::null()).stderr(Stdio::piped()).kill_on_drop(true).spawn().unwrap();
+    assert_eq!(socketmap_query(port, "https-404.test").await, "NOTFOUND ");
+    let mut lines = tokio::io::BufReader::new(daemon.stderr.take().unwrap()).lines();
+    let found = tokio::time::timeout(Duration::from_secs(10), async {
+        while let Some(line) = lines.next_line().await.unwrap() {
+            let Ok(v) = serde_json::from_str::<serde_json::Value>(&line) else { continue };
+            if v["fields"]["message"] == "policy fetch failed" {
+                return v;
+            }
+        }
+        panic!("no JSON log line about the failed fetch");
+    })
+    .await
+    .expect("the daemon logs the failed fetch");
+    assert_eq!(found["level"], "INFO", "{found}");
+    assert_eq!(found["fields"]["domain"], "https-404.test", "{found}");
+    assert!(found["fields"]["error"].as_str().unwrap().contains("404"), "{found}");
+}
