@@ -128,8 +128,10 @@ pub fn program_from_env(var: &str, how: &str) -> Option<PathBuf> {
     }
 }
 
-/// A missing requirement: a skip message locally, a panic under CI.
-fn missing<T>(what: &str, why: &str) -> Option<T> {
+/// A missing requirement (`what`, and `why` with what to do about it): `None` after a skip
+/// message locally, a panic under CI. For requirements the helpers above do not cover, such
+/// as the privilege to make a mount namespace.
+pub fn missing<T>(what: &str, why: &str) -> Option<T> {
     let test = std::thread::current().name().unwrap_or("this test").to_owned();
     assert!(!in_ci(), "CI: {test} needs {what}: {why} (.ci/run provides it)");
     eprintln!("SKIPPED {test}: {what} unavailable: {why}");

@@ -7,5 +7,6 @@ mod exim;
 mod hostile;
 mod lifecycle;
 mod postfix;
+mod postfix_delivery;
 mod socketmap;
 mod support;
