@@ -11,9 +11,7 @@
 use crate::diag::Warning;
 use crate::policy::Policy;
 use crate::report::Report;
-use crate::socketmap::{
-    self, PolicyKey, QUERY_MAX_BYTES, decode, encode, parse_request, policy_key,
-};
+use crate::socketmap::{PolicyKey, QUERY_MAX_BYTES, decode, encode, parse_request, policy_key};
 use crate::sts_record::{StsRecord, select_sts_record};
 use crate::tlsrpt_record::{TlsRptRecord, select_tlsrpt_record};
 
@@ -199,11 +197,12 @@ fn socketmap_one(data: &[u8]) {
         // A reply built from the key is framed so that it decodes back to itself.
         let reply = format!("TEMP {}", request.key);
         let framed = encode(&reply);
-        let frame = decode(&framed, usize::MAX).ok().flatten().expect("own frame decodes");
+        let Ok(Some(frame)) = decode(&framed, usize::MAX) else {
+            panic!("the frame of {reply:?} does not decode")
+        };
         assert_eq!(&framed[frame.payload], reply.as_bytes());
         assert_eq!(frame.consumed, framed.len());
     }
-    let _ = socketmap::REPLY_MAX_BYTES;
 }
 
 /// Fuzzes the socketmap netstring reader ([`decode`], [`encode`]), [`parse_request`] and
