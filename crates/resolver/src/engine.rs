@@ -33,17 +33,18 @@ pub const LIVE_MX_TTL_SECS: i64 = 60;
 const LIVE_MX_PRUNE_AT: usize = 65_536;
 
 /// What the DNS said about a domain's MX hosts, reused for [`LIVE_MX_TTL_SECS`].
-#[derive(Clone, Debug)]
+/// Each part is looked up only when first needed.
+#[derive(Clone, Debug, Default)]
 struct MxView {
     until: i64,
-    /// The live MX names (empty when the lookup failed).
-    names: Vec<String>,
-    /// DANE for those hosts, once asked for.
+    /// The MX set (`None` inside: the lookup failed), once asked for.
+    mx: Option<Option<mtasts_proto::MxSet>>,
+    /// DANE for the domain, once asked for.
     dane: Option<DomainDane>,
 }
 
 /// MX views by domain.
-type LiveMx = HashMap<DomainName, MxView>;
+type LiveMx = HashMap<DomainName, Arc<MxView>>;
 
 /// The zones: the socketmap name selects one (postfix-mta-sts-resolver's model); an unknown
 /// name gets the default zone.
@@ -264,7 +265,10 @@ impl Resolver {
         if options.wildcard_dot || !policy.mx().iter().any(mtasts_proto::MxPattern::is_wildcard) {
             return Vec::new();
         }
-        self.mx_view(domain, false).await.names
+        match &self.mx_view(domain, false).await.mx {
+            Some(Some(set)) => set.names(),
+            _ => Vec::new(),
+        }
     }
 
     /// `sts` with DANE weighed in (RFC 8461 §2; the rules are [`precedence`]'s), when the zone
@@ -278,66 +282,74 @@ impl Resolver {
         if !options.dane {
             return (sts, None);
         }
-        let dane = self.mx_view(domain, true).await.dane.unwrap_or_default();
+        let dane = self.mx_view(domain, true).await.dane.clone().unwrap_or_default();
         (precedence(sts, &dane), Some(dane))
     }
 
-    /// The domain's MX view, from the last [`LIVE_MX_TTL_SECS`] or the DNS; with its DANE
-    /// state when `dane`.
-    async fn mx_view(&self, domain: &DomainName, dane: bool) -> MxView {
+    /// The domain's MX view from the last [`LIVE_MX_TTL_SECS`], completed from the DNS: the
+    /// MX set, and with `dane` the DANE state. DANE starts with the AD bit of the MX answer
+    /// (RFC 7672 §2.2.1), so a domain in an unsigned zone (or behind a resolver that does not
+    /// validate) costs one query and no TLSA lookups.
+    async fn mx_view(&self, domain: &DomainName, dane: bool) -> Arc<MxView> {
         let now = (self.clock)();
-        let cached = self.live.lock().unwrap_or_else(PoisonError::into_inner).get(domain).cloned();
-        let mut view = match cached {
-            Some(v) if now < v.until && (!dane || v.dane.is_some()) => return v,
-            // Fresh names, DANE not yet asked for: keep the names.
-            Some(v) if now < v.until => v,
-            _ => {
-                let (names, set) = match resolve_mx(self.dns.as_ref(), domain).await {
-                    Ok(set) => (set.names(), Some(set)),
-                    Err(e) => {
-                        tracing::info!(domain = domain.as_str(), error = %e, "MX lookup failed");
-                        (Vec::new(), None)
-                    }
-                };
-                let mut v = MxView { until: now + LIVE_MX_TTL_SECS, names, dane: None };
-                if dane {
-                    v.dane = Some(match set {
-                        Some(set) => self.domain_dane(domain, &set).await,
-                        None => DomainDane::NotApplicable,
-                    });
+        let cached = self
+            .live
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(domain)
+            .filter(|v| now < v.until)
+            .cloned();
+        if let Some(v) = &cached
+            && if dane { v.dane.is_some() } else { v.mx.is_some() }
+        {
+            return v.clone();
+        }
+        let mut view = cached
+            .map(|v| (*v).clone())
+            .unwrap_or_else(|| MxView { until: now + LIVE_MX_TTL_SECS, ..MxView::default() });
+        if dane {
+            let validated = self.dns.dnssec_status(domain.as_str(), RecordType::MX).await
+                == DnssecStatus::Authenticated;
+            view.dane = Some(if validated {
+                if view.mx.is_none() {
+                    view.mx = Some(self.resolve_mx(domain).await);
                 }
-                self.remember(domain, v.clone(), now);
-                return v;
-            }
-        };
-        // Names cached without DANE: look DANE up for them.
-        let set = mtasts_proto::MxSet::from_records(
-            view.names.iter().map(|n| mtasts_proto::MxRecord::new(0, n.clone())).collect(),
-        );
-        view.dane = Some(self.domain_dane(domain, &set).await);
-        self.remember(domain, view.clone(), now);
-        view
-    }
-
-    fn remember(&self, domain: &DomainName, view: MxView, now: i64) {
+                match &view.mx {
+                    Some(Some(set)) => self.domain_dane(domain, set).await,
+                    _ => DomainDane::NotApplicable,
+                }
+            } else {
+                DomainDane::NotApplicable
+            });
+        } else {
+            view.mx = Some(self.resolve_mx(domain).await);
+        }
+        let view = Arc::new(view);
         let mut live = self.live.lock().unwrap_or_else(PoisonError::into_inner);
         if live.len() >= LIVE_MX_PRUNE_AT {
             live.retain(|_, v| now < v.until);
         }
-        live.insert(domain.clone(), view);
+        live.insert(domain.clone(), view.clone());
+        view
+    }
+
+    async fn resolve_mx(&self, domain: &DomainName) -> Option<mtasts_proto::MxSet> {
+        match resolve_mx(self.dns.as_ref(), domain).await {
+            Ok(set) => Some(set),
+            Err(e) => {
+                tracing::info!(domain = domain.as_str(), error = %e, "MX lookup failed");
+                None
+            }
+        }
     }
 
     /// What the DNS says about DANE for `domain`'s MX hosts (RFC 7672 §2.2; the I/O for
     /// [`precedence`]). Only a DNSSEC-validated MX answer counts (§2.2.1); then each host's
-    /// `_25._tcp` TLSA records, validated too.
+    /// `_25._tcp` TLSA records, validated too. The MX answer's own validation is the
+    /// caller's ([`Resolver::mx_view`]).
     async fn domain_dane(&self, domain: &DomainName, set: &mtasts_proto::MxSet) -> DomainDane {
         // Implicit MX (the domain's own address) and null MX: no MX hosts to look at.
         if set.kind != mtasts_proto::MxKind::Explicit || set.hosts.is_empty() {
-            return DomainDane::NotApplicable;
-        }
-        if self.dns.dnssec_status(domain.as_str(), RecordType::MX).await
-            != DnssecStatus::Authenticated
-        {
             return DomainDane::NotApplicable;
         }
         let hosts = futures::future::join_all(set.names().into_iter().map(|host| async move {
