@@ -29,7 +29,7 @@ pub const DEFAULT_TXT_TTL: u32 = 300;
 /// set is seen within a minute.
 pub const LIVE_MX_TTL_SECS: i64 = 60;
 
-/// Above this many remembered MX sets, the stale ones are dropped when one is added.
+/// Above this many remembered MX views, the stale ones are dropped when one is added.
 const LIVE_MX_PRUNE_AT: usize = 65_536;
 
 /// What the DNS said about a domain's MX hosts, reused for [`LIVE_MX_TTL_SECS`].
@@ -43,8 +43,27 @@ struct MxView {
     dane: Option<DomainDane>,
 }
 
-/// MX views by domain.
-type LiveMx = HashMap<DomainName, Arc<MxView>>;
+/// MX views by domain, pruned of stale views when it grows past `prune_at` (which then
+/// doubles while the views are all fresh, so pruning stays amortised O(1) per insert).
+#[derive(Debug)]
+struct LiveMx {
+    views: HashMap<DomainName, Arc<MxView>>,
+    prune_at: usize,
+}
+
+impl LiveMx {
+    fn new() -> Self {
+        Self { views: HashMap::new(), prune_at: LIVE_MX_PRUNE_AT }
+    }
+
+    fn insert(&mut self, domain: DomainName, view: Arc<MxView>, now: i64) {
+        if self.views.len() >= self.prune_at {
+            self.views.retain(|_, v| now < v.until);
+            self.prune_at = (self.views.len() * 2).max(LIVE_MX_PRUNE_AT);
+        }
+        self.views.insert(domain, view);
+    }
+}
 
 /// The zones: the socketmap name selects one (postfix-mta-sts-resolver's model); an unknown
 /// name gets the default zone.
@@ -125,7 +144,7 @@ impl Resolver {
             cache: Arc::new(MemoryCache::default()),
             zones,
             flights: Mutex::new(HashMap::new()),
-            live: Mutex::new(HashMap::new()),
+            live: Mutex::new(LiveMx::new()),
             clock: Arc::new(system_now),
         }
     }
@@ -296,6 +315,7 @@ impl Resolver {
             .live
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
+            .views
             .get(domain)
             .filter(|v| now < v.until)
             .cloned();
@@ -325,11 +345,11 @@ impl Resolver {
             view.mx = Some(self.resolve_mx(domain).await);
         }
         let view = Arc::new(view);
-        let mut live = self.live.lock().unwrap_or_else(PoisonError::into_inner);
-        if live.len() >= LIVE_MX_PRUNE_AT {
-            live.retain(|_, v| now < v.until);
-        }
-        live.insert(domain.clone(), view.clone());
+        self.live.lock().unwrap_or_else(PoisonError::into_inner).insert(
+            domain.clone(),
+            view.clone(),
+            now,
+        );
         view
     }
 

@@ -138,9 +138,10 @@ pub async fn serve(
     Ok(())
 }
 
-/// One lookup, answered within `deadline`. The lookup runs as its own task, so a slow one
-/// (a policy host that trickles, a DNS server that drops queries) keeps going after the
-/// `TEMP` reply and leaves its result in the cache.
+/// One lookup, answered within `deadline`. The lookup runs on this connection's task (no
+/// hand-over for the usual cached answer); if the deadline passes first, it is moved to a task
+/// of its own, so a slow lookup (a policy host that trickles, a DNS server that drops queries)
+/// keeps going after the `TEMP` reply and leaves its result in the cache.
 async fn lookup(
     handler: &Arc<dyn MapHandler>,
     name: &str,
@@ -148,17 +149,16 @@ async fn lookup(
     deadline: Duration,
 ) -> String {
     let (h, n, k) = (handler.clone(), name.to_owned(), key.to_owned());
-    let task = tokio::spawn(async move { h.lookup(&n, &k).await });
-    match tokio::time::timeout(deadline, task).await {
-        Ok(Ok(reply)) => reply,
-        Ok(Err(e)) => {
-            tracing::error!("socketmap: the lookup of {key:?} failed: {e}");
-            "TEMP internal error in the policy lookup".to_owned()
-        }
-        Err(_) => {
+    let mut work = Box::pin(async move { h.lookup(&n, &k).await });
+    tokio::select! {
+        reply = &mut work => reply,
+        () = tokio::time::sleep(deadline) => {
+            tokio::spawn(work);
             tracing::warn!(
-                "socketmap: {name} {key}: no answer within {} s; TEMP now, the lookup goes on",
-                deadline.as_secs_f64()
+                map = name,
+                key,
+                seconds = deadline.as_secs_f64(),
+                "no answer within the lookup timeout; TEMP now, the lookup goes on"
             );
             format!(
                 "TEMP the MTA-STS lookup for {key} is taking longer than {} s; try again later",
