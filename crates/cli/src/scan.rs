@@ -272,7 +272,7 @@ fn spawn_progress(p: Arc<ScanProgress>, mode: ProgressMode) -> tokio::task::Join
 }
 
 async fn diff(db: &str, a: RunId, b: RunId) -> anyhow::Result<u8> {
-    let store = ScanStore::open(db).await?;
+    let store = ScanStore::open_existing(db).await?;
     let rows = store.diff(a, b).await?;
     let mut out = std::io::stdout().lock();
     let side = |s: &Option<(mtasts_store::Category, mtasts_store::Grade)>| match s {
@@ -294,7 +294,7 @@ async fn diff(db: &str, a: RunId, b: RunId) -> anyhow::Result<u8> {
 }
 
 async fn runs(db: &str) -> anyhow::Result<u8> {
-    let store = ScanStore::open(db).await?;
+    let store = ScanStore::open_existing(db).await?;
     for r in store.runs().await? {
         let p = store.progress(r.id).await?;
         println!(

@@ -68,6 +68,41 @@ impl<R: BufRead> InputReader<R> {
         }
     }
 
+    /// For CSV input, reads the header line now (skipping blank and `#` lines), so a `--column`
+    /// the header lacks is an error before anything else happens (no run is created for it).
+    /// Plain lists: nothing to do.
+    pub fn read_header(&mut self) -> Result<(), InputError> {
+        let Some(column) = self.column.clone() else { return Ok(()) };
+        while self.column_index.is_none() {
+            let Some((text, _)) = self.next_raw()? else {
+                return Err(InputError::NoSuchColumn {
+                    column,
+                    header: "none: the file is empty".into(),
+                });
+            };
+            let trimmed = text.trim().trim_start_matches('\u{feff}');
+            if trimmed.is_empty() || trimmed.starts_with('#') {
+                continue;
+            }
+            self.take_header(&column, trimmed)?;
+        }
+        Ok(())
+    }
+
+    /// Finds `column` in the header line `header`.
+    fn take_header(&mut self, column: &str, header: &str) -> Result<(), InputError> {
+        match csv_fields(header).iter().position(|h| h.trim().eq_ignore_ascii_case(column)) {
+            Some(i) => {
+                self.column_index = Some(i);
+                Ok(())
+            }
+            None => Err(InputError::NoSuchColumn {
+                column: column.to_owned(),
+                header: header.to_owned(),
+            }),
+        }
+    }
+
     /// The next raw line, at most [`MAX_LINE`] bytes kept; `Ok(None)` at the end. The bool says
     /// whether the line was too long.
     fn next_raw(&mut self) -> std::io::Result<Option<(String, bool)>> {
@@ -146,18 +181,10 @@ impl<R: BufRead> Iterator for InputReader<R> {
             let candidate = if let Some(column) = &self.column {
                 match self.column_index {
                     None => {
-                        let header = csv_fields(trimmed);
-                        match header.iter().position(|h| h.trim().eq_ignore_ascii_case(column)) {
-                            Some(i) => {
-                                self.column_index = Some(i);
-                                continue;
-                            }
-                            None => {
-                                return Some(Err(InputError::NoSuchColumn {
-                                    column: column.clone(),
-                                    header: trimmed.to_owned(),
-                                }));
-                            }
+                        let column = column.clone();
+                        match self.take_header(&column, trimmed) {
+                            Ok(()) => continue,
+                            Err(e) => return Some(Err(e)),
                         }
                     }
                     Some(i) => match csv_fields(trimmed).into_iter().nth(i) {

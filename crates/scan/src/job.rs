@@ -97,6 +97,9 @@ pub enum JobError {
     /// A new run needs a domain list.
     #[error("give a domain list (a file, or - for stdin), or resume a run")]
     NoInput,
+    /// The domain list cannot be used (a `--column` its header lacks, a read error).
+    #[error(transparent)]
+    Input(#[from] crate::input::InputError),
     /// Resuming the latest run, but every run has finished.
     #[error("no unfinished run in {0} to resume")]
     NoUnfinishedRun(DatabaseUrl),
@@ -237,10 +240,12 @@ pub fn open_input(source: &InputSource, column: Option<&str>) -> Result<Input, J
             File::open(path).map_err(|error| JobError::OpenInput { path: path.clone(), error })?,
         )),
     };
-    Ok(match column {
+    let mut input = match column {
         Some(col) => InputReader::csv(reader, col),
         None => InputReader::lines(reader),
-    })
+    };
+    input.read_header()?;
+    Ok(input)
 }
 
 /// What a finished scan did and found.

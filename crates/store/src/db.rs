@@ -111,6 +111,12 @@ pub enum DbError {
         /// What the driver said (in the message, so not also a `source()`).
         error: sqlx::Error,
     },
+    /// Reading an SQLite database that does not exist (see [`Database::open_existing`]).
+    #[error("no database at {url}: the file does not exist (a typo? only `scan` creates one)")]
+    Missing {
+        /// The database.
+        url: DatabaseUrl,
+    },
     /// A feature module's migrations failed.
     #[error("migrating the {module} tables in {url}: {error}")]
     Migrate {
@@ -143,8 +149,18 @@ impl Database {
     /// Opens (for SQLite files: creating if missing) the database at `url`. Runs no
     /// migrations: each store runs its own module's ([`Database::migrate`]).
     pub async fn open(url: &DatabaseUrl) -> Result<Self, DbError> {
+        Self::open_with(url, true).await
+    }
+
+    /// Opens the database at `url` only if it exists: for commands that read (`scan runs`,
+    /// `scan diff`), so a mistyped SQLite path is an error instead of a new, empty database.
+    pub async fn open_existing(url: &DatabaseUrl) -> Result<Self, DbError> {
+        Self::open_with(url, false).await
+    }
+
+    async fn open_with(url: &DatabaseUrl, create: bool) -> Result<Self, DbError> {
         let pool = match url.backend() {
-            Backend::Sqlite => Pool::Sqlite(open_sqlite(url).await?),
+            Backend::Sqlite => Pool::Sqlite(open_sqlite(url, create).await?),
             Backend::Postgres => Pool::Postgres(open_postgres(url).await?),
         };
         Ok(Self { url: url.clone(), pool })
@@ -204,13 +220,14 @@ impl Database {
     }
 }
 
-async fn open_sqlite(url: &DatabaseUrl) -> Result<SqlitePool, DbError> {
+async fn open_sqlite(url: &DatabaseUrl, create: bool) -> Result<SqlitePool, DbError> {
     let open_err = |error| DbError::Open { url: url.clone(), error };
-    let options = url
-        .expose()
-        .parse::<SqliteConnectOptions>()
-        .map_err(open_err)?
-        .create_if_missing(true)
+    let options = url.expose().parse::<SqliteConnectOptions>().map_err(open_err)?;
+    if !create && !url.is_memory() && !options.get_filename().exists() {
+        return Err(DbError::Missing { url: url.clone() });
+    }
+    let options = options
+        .create_if_missing(create)
         .journal_mode(SqliteJournalMode::Wal)
         .synchronous(SqliteSynchronous::Normal)
         .busy_timeout(SQLITE_BUSY_TIMEOUT)

@@ -351,6 +351,13 @@ impl ScanStore {
         Self::with_database(Database::open(&url).await?).await
     }
 
+    /// [`ScanStore::open`] for reading: an SQLite file that does not exist is an error
+    /// ([`Database::open_existing`]), not a new empty database.
+    pub async fn open_existing(url: &str) -> Result<Self> {
+        let url = DatabaseUrl::parse(url)?;
+        Self::with_database(Database::open_existing(&url).await?).await
+    }
+
     /// The scan store on an open database (sharing its pool with other stores), after
     /// running the scan module's [`MIGRATIONS`].
     pub async fn with_database(db: Database) -> Result<Self> {

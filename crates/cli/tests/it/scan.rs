@@ -379,3 +379,51 @@ async fn dns_rate_cap_is_respected() {
         "{queries} queries in {elapsed:.2} s at {rate}/s"
     );
 }
+
+/// Issue 10, defects 1, 2 and 11: a list that cannot be used fails before a run exists, and
+/// reading commands never create a database.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unusable_input_creates_no_run_and_reading_creates_no_database() {
+    let w = World::builder().scenario(Scenario::Good).build().await;
+    let dir = tempfile::tempdir().unwrap();
+    let csv = dir.path().join("list.csv");
+    std::fs::write(&csv, "rank,host\n1,good.test\n").unwrap();
+    let db = sqlite_url(dir.path());
+    // Defect 1: a --column the header lacks: named, exit 2, at once, no run.
+    let out = tokio::time::timeout(
+        Duration::from_secs(20),
+        scan_cmd(&w, &db).arg(&csv).args(["--column", "domain"]).output(),
+    )
+    .await
+    .expect("the scan must not hang")
+    .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("\"domain\"") && err.contains("rank,host"), "{err}");
+    // Defect 2: a list that does not exist.
+    let out = scan_cmd(&w, &db).arg(dir.path().join("nonexist.txt")).output().await.unwrap();
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("nonexist.txt"), "{out:?}");
+    // Neither left a run behind (or a database: nothing was created at all).
+    assert!(!dir.path().join("scan.db").exists(), "a failed start created the database");
+    // Defect 11: `scan runs` on a mistyped path says so and creates nothing.
+    let typo = format!("sqlite://{}", dir.path().join("typo.db").display());
+    let out = Command::new(env!("CARGO_BIN_EXE_mtasts"))
+        .args(["scan", "runs", "--db", &typo])
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("does not exist"), "{out:?}");
+    assert!(!dir.path().join("typo.db").exists(), "scan runs created a database");
+    // The right column works, and then `scan runs` lists exactly that one run.
+    let out = scan_cmd(&w, &db).arg(&csv).args(["--column", "host", "--no-smtp"]).output().await;
+    assert_eq!(out.unwrap().status.code(), Some(0));
+    let out = Command::new(env!("CARGO_BIN_EXE_mtasts"))
+        .args(["scan", "runs", "--db", &db])
+        .output()
+        .await
+        .unwrap();
+    let listed = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(listed.lines().count(), 1, "{listed}");
+}
