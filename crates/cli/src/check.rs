@@ -73,6 +73,52 @@ pub(crate) async fn run_with(
     quiet: bool,
     concurrency: usize,
 ) -> anyhow::Result<u8> {
+    run_tallied(checker, domains, format, color, quiet, concurrency, &mut Tally::default()).await
+}
+
+/// How many domains ended which way (`mtasts demo`'s closing line).
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct Tally {
+    pub(crate) clean: usize,
+    pub(crate) problems: usize,
+    pub(crate) could_not_check: usize,
+}
+
+impl Tally {
+    fn count(&mut self, report: &mtasts_check::DomainReport) {
+        match mtasts_check::ExitStatus::of(report) {
+            mtasts_check::ExitStatus::Clean => self.clean += 1,
+            mtasts_check::ExitStatus::Problems => self.problems += 1,
+            _ => self.could_not_check += 1,
+        }
+    }
+}
+
+/// A sink that counts what passes through it.
+struct Counted<'a, S> {
+    inner: S,
+    tally: &'a mut Tally,
+}
+
+impl<S: mtasts_check::Sink> mtasts_check::Sink for Counted<'_, S> {
+    type Error = S::Error;
+
+    fn report(&mut self, report: &mtasts_check::DomainReport) -> Result<bool, Self::Error> {
+        self.tally.count(report);
+        self.inner.report(report)
+    }
+}
+
+/// [`run_with`], counting the outcomes into `tally`.
+pub(crate) async fn run_tallied(
+    checker: &Checker,
+    domains: Vec<String>,
+    format: Format,
+    color: Color,
+    quiet: bool,
+    concurrency: usize,
+    tally: &mut Tally,
+) -> anyhow::Result<u8> {
     let stdout = std::io::stdout();
     let written = match format {
         Format::Text => {
@@ -83,12 +129,13 @@ pub(crate) async fn run_with(
             };
             let mut sink = TextRenderer::new(stdout.lock(), color);
             sink.verbose = !quiet;
+            let mut sink = Counted { inner: sink, tally };
             checker.check_all(domains, concurrency, &mut sink).await
         }
         Format::Json => {
-            let mut sink = JsonRenderer::default();
+            let mut sink = Counted { inner: JsonRenderer::default(), tally };
             let Ok(status) = checker.check_all(domains, concurrency, &mut sink).await;
-            sink.finish(stdout.lock()).map(|()| status)
+            sink.inner.finish(stdout.lock()).map(|()| status)
         }
     };
     match written {

@@ -72,5 +72,25 @@ pub(crate) async fn run(args: DemoArgs) -> anyhow::Result<u8> {
     let dns = Arc::new(HickoryDns::new(&config.dns_servers, config.timeouts.dns)?);
     let checker = Checker::with_dns(&config, dns, CheckOptions::default())?;
     let domains = chosen.iter().map(Scenario::domain).collect();
-    crate::check::run_with(&checker, domains, args.format, args.color, args.quiet, 16).await
+    let mut tally = crate::check::Tally::default();
+    crate::check::run_tallied(
+        &checker,
+        domains,
+        args.format,
+        args.color,
+        args.quiet,
+        16,
+        &mut tally,
+    )
+    .await?;
+    // The scenarios are meant to fail: the demo ran, so it succeeded (exit 0); `check` is the
+    // command whose exit status reports the findings.
+    eprintln!(
+        "demo: {} scenarios checked: {} without errors, {} with errors (as designed), {} could not be checked (the DNS-failure scenarios)",
+        chosen.len(),
+        tally.clean,
+        tally.problems,
+        tally.could_not_check
+    );
+    Ok(0)
 }

@@ -5,7 +5,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use anyhow::{Context, bail};
+use anyhow::bail;
 use clap::Args;
 use mtasts_net::{NetConfig, Timeouts, TrustRoots};
 
@@ -43,7 +43,7 @@ pub(crate) struct NetArgs {
 
 fn secs(name: &str, value: f64) -> anyhow::Result<Duration> {
     if !(value.is_finite() && value > 0.0 && value <= 3600.0) {
-        bail!("--{name} must be between 0 and 3600 seconds, got {value}");
+        bail!("--{name} must be more than 0 and at most 3600 seconds, got {value}");
     }
     Ok(Duration::from_secs_f64(value))
 }
@@ -53,9 +53,17 @@ fn parse_server(s: &str) -> anyhow::Result<SocketAddr> {
     if let Ok(addr) = s.parse::<SocketAddr>() {
         return Ok(addr);
     }
-    let ip: std::net::IpAddr =
-        s.parse().with_context(|| format!("--dns-server {s:?} is neither IP nor IP:PORT"))?;
-    Ok(SocketAddr::new(ip, 53))
+    if let Ok(ip) = s.parse::<std::net::IpAddr>() {
+        return Ok(SocketAddr::new(ip, 53));
+    }
+    // IP:PORT (or [IPv6]:PORT) whose port is out of range.
+    if let Some((host, port)) = s.rsplit_once(':') {
+        let host = host.trim_start_matches('[').trim_end_matches(']');
+        if host.parse::<std::net::IpAddr>().is_ok() && port.parse::<u16>().is_err() {
+            bail!("--dns-server {s:?}: the port must be a number from 1 to 65535");
+        }
+    }
+    bail!("--dns-server {s:?} is neither an IP address nor IP:PORT (e.g. 127.0.0.1, [::1]:5353)")
 }
 
 impl NetArgs {

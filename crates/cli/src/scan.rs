@@ -52,7 +52,7 @@ pub(crate) struct ScanArgs {
     #[command(subcommand)]
     pub(crate) command: Option<ScanCommand>,
     /// The domain list: one per line (`#` comments), or CSV with --column; `-` for stdin.
-    /// May be omitted with --resume/--run to work on a run that is already loaded.
+    /// May be omitted with --resume to work on a run that is already loaded.
     pub(crate) input: Option<String>,
     /// Take domains from this CSV column (the first line is the header).
     #[arg(long)]
@@ -196,8 +196,11 @@ pub(crate) async fn run(args: ScanArgs) -> anyhow::Result<u8> {
     let stats = outcome.load;
     if stats.invalid > 0 || stats.read > 0 {
         eprintln!(
-            "mtasts scan: read {} domains ({} new in the queue), {} invalid lines",
-            stats.read, stats.queued, stats.invalid
+            "mtasts scan: read {} ({} new in the queue), {} invalid line{}",
+            mtasts_scan::summary::domains(stats.read),
+            stats.queued,
+            stats.invalid,
+            if stats.invalid == 1 { "" } else { "s" }
         );
     }
     eprintln!("mtasts scan: {} MX probes run for this process's domains", outcome.probes_run);

@@ -215,8 +215,10 @@ impl Summary {
         let mut s = String::new();
         let _ = writeln!(
             s,
-            "Scanned {} domains (check time p50 {} ms, p95 {} ms)",
-            self.total, self.elapsed_p50_ms, self.elapsed_p95_ms
+            "Scanned {} (check time p50 {} ms, p95 {} ms)",
+            domains(self.total),
+            self.elapsed_p50_ms,
+            self.elapsed_p95_ms
         );
         let _ = writeln!(s, "\nMTA-STS adoption:");
         for c in Category::ALL {
@@ -269,4 +271,9 @@ impl Summary {
         }
         s
     }
+}
+
+/// `1 domain`, `2 domains`.
+pub fn domains(n: u64) -> String {
+    if n == 1 { "1 domain".to_owned() } else { format!("{n} domains") }
 }

@@ -139,7 +139,27 @@ async fn bad_arguments_exit_2_with_a_clear_message() {
     ]))
     .await;
     assert_eq!(out.status.code(), Some(2));
-    assert!(text(&out).contains("--dns-timeout must be between"), "{}", text(&out));
+    assert!(text(&out).contains("--dns-timeout must be more than 0"), "{}", text(&out));
+    // Issue 10 defect 12: 0 is refused in words that do not contradict it, and a bad port is
+    // called a bad port (not "invalid IP address syntax").
+    let zero = run(Command::new(env!("CARGO_BIN_EXE_mtasts")).args([
+        "check",
+        "--dns-timeout=0",
+        "good.test",
+    ]))
+    .await;
+    assert_eq!(zero.status.code(), Some(2));
+    assert!(text(&zero).contains("more than 0 and at most 3600 seconds, got 0"), "{}", text(&zero));
+    let port = run(Command::new(env!("CARGO_BIN_EXE_mtasts")).args([
+        "check",
+        "--dns-server",
+        "127.0.0.1:99999",
+        "good.test",
+    ]))
+    .await;
+    assert_eq!(port.status.code(), Some(2));
+    assert!(text(&port).contains("the port must be a number from 1 to 65535"), "{}", text(&port));
+    assert!(!text(&port).contains("syntax"), "{}", text(&port));
 
     let out = run(Command::new(env!("CARGO_BIN_EXE_mtasts")).args([
         "check",
@@ -176,6 +196,33 @@ async fn demo_lists_every_scenario() {
     for s in Scenario::ALL {
         assert!(listed.contains(&s.domain()), "{} missing from demo --list", s.name());
     }
+}
+
+/// Issue 10 defect 7: the README's first command runs every scenario, exits 0 (the scenarios
+/// are meant to fail; the demo did its job) and ends with a tally.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn demo_runs_every_scenario_exits_0_and_tallies() {
+    let out = Command::new(env!("CARGO_BIN_EXE_mtasts"))
+        .args(["demo", "--color", "never"])
+        .env_remove("MTASTS_LOG")
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let err = String::from_utf8_lossy(&out.stderr);
+    let tally = err.lines().last().unwrap_or("");
+    let n = Scenario::ALL.len();
+    assert!(tally.starts_with(&format!("demo: {n} scenarios checked: ")), "{err}");
+    assert!(tally.contains("could not be checked") && tally.contains("with errors"), "{tally}");
+    // Logs into a pipe carry no colour codes (defect 9).
+    let out = Command::new(env!("CARGO_BIN_EXE_mtasts"))
+        .args(["demo", "--color", "never", "dns-servfail"])
+        .env("MTASTS_LOG", "debug")
+        .output()
+        .await
+        .unwrap();
+    assert!(!out.stderr.contains(&0x1b), "ANSI escapes in piped logs");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("DEBUG"), "no debug logs");
 }
 
 /// `mtasts check a b c | head -1`: when the reader goes away, the check stops at the next
