@@ -84,6 +84,13 @@ impl Checker {
         Ok(Self { gatherer: Arc::new(gatherer) })
     }
 
+    /// Whether the DNS servers answer at all ([`DnsClient::reachable`]): asked once before a
+    /// run, so a dead resolver is the operator's problem said once, not a finding for every
+    /// domain.
+    pub async fn dns_reachable(&self) -> Result<(), DnsError> {
+        self.gatherer.dns().reachable().await
+    }
+
     /// The gathering step this checker uses (for callers that judge themselves).
     pub fn gatherer(&self) -> &Gatherer {
         &self.gatherer

@@ -62,6 +62,11 @@ pub(crate) async fn run(args: CheckArgs) -> anyhow::Result<u8> {
     let options =
         CheckOptions { probe_smtp: !args.no_smtp, dane: !args.no_dane, ..CheckOptions::default() };
     let checker = Checker::new(&config, options).context("cannot set up the checker")?;
+    // A dead resolver is the operator's problem: said once, exit 2, no domain findings.
+    if let Err(e) = checker.dns_reachable().await {
+        eprintln!("mtasts: {e}");
+        return Ok(2);
+    }
     run_with(&checker, args.domains, args.format, args.color, args.quiet, args.concurrency).await
 }
 

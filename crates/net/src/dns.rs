@@ -78,6 +78,17 @@ pub enum DnsError {
         /// Why.
         reason: String,
     },
+    /// No configured DNS server answers at all (see [`DnsClient::reachable`]): the operator's
+    /// resolver is down or unreachable, which says nothing about any domain.
+    #[error(
+        "DNS server {servers} does not answer ({reason}); check --dns-server or /etc/resolv.conf"
+    )]
+    NoServerAnswers {
+        /// The servers asked, comma-separated.
+        servers: String,
+        /// What happened (no reply within the timeout, a network error).
+        reason: String,
+    },
     /// Any other failure to reach the DNS (network error, malformed answer).
     #[error("{name}: DNS lookup failed: {reason}")]
     Other {
@@ -112,7 +123,13 @@ impl DnsError {
 
     /// True when the DNS could not answer: retry later, never read it as "no record".
     pub fn is_temporary(&self) -> bool {
-        matches!(self, Self::ServerFailure { .. } | Self::Timeout { .. } | Self::Other { .. })
+        matches!(
+            self,
+            Self::ServerFailure { .. }
+                | Self::Timeout { .. }
+                | Self::Other { .. }
+                | Self::NoServerAnswers { .. }
+        )
     }
 }
 
@@ -182,6 +199,13 @@ pub trait DnsClient: Send + Sync {
     async fn tlsa(&self, name: &str) -> Result<Vec<TlsaRecord>, DnsError>;
     /// Whether the resolver authenticates (DNSSEC) the answer for `name`/`rtype`.
     async fn dnssec_status(&self, name: &str, rtype: RecordType) -> DnssecStatus;
+    /// Whether the DNS servers answer at all: one question for the root's NS records, where
+    /// any reply (NOERROR, REFUSED from an authoritative-only server, SERVFAIL) counts and
+    /// only silence or a network error is [`DnsError::NoServerAnswers`]. Asked once before a
+    /// run, so that a dead resolver is said once instead of as a finding for every domain.
+    async fn reachable(&self) -> Result<(), DnsError> {
+        Ok(())
+    }
 }
 
 /// The mail exchangers of `domain`. What the answer means (implicit MX, null MX) is decided by
@@ -489,6 +513,19 @@ impl DnsClient for HickoryDns {
         Ok(records)
     }
 
+    async fn reachable(&self) -> Result<(), DnsError> {
+        let servers =
+            self.transport.addrs().iter().map(ToString::to_string).collect::<Vec<_>>().join(", ");
+        match self.transport.query(&Name::root(), RecordType::NS).await {
+            Ok(_) => Ok(()),
+            Err(QueryError::Timeout) => Err(DnsError::NoServerAnswers {
+                servers,
+                reason: format!("no reply within {} s", self.timeout.as_secs_f64()),
+            }),
+            Err(QueryError::Io(reason)) => Err(DnsError::NoServerAnswers { servers, reason }),
+        }
+    }
+
     async fn dnssec_status(&self, name: &str, rtype: RecordType) -> DnssecStatus {
         let Some(server) = self.status_server else { return DnssecStatus::Unknown };
         let Ok(fqdn) = absolute(name) else { return DnssecStatus::Unknown };
@@ -602,5 +639,8 @@ impl DnsClient for RateLimitedDns {
     async fn dnssec_status(&self, name: &str, rtype: RecordType) -> DnssecStatus {
         self.wait_turn().await;
         self.inner.dnssec_status(name, rtype).await
+    }
+    async fn reachable(&self) -> Result<(), DnsError> {
+        self.inner.reachable().await
     }
 }

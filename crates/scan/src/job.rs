@@ -103,6 +103,9 @@ pub enum JobError {
     /// Resuming the latest run, but every run has finished.
     #[error("no unfinished run in {0} to resume")]
     NoUnfinishedRun(DatabaseUrl),
+    /// No DNS server answers: the operator's resolver, not the domains (said once; no run).
+    #[error(transparent)]
+    Dns(#[from] mtasts_net::DnsError),
     /// The store failed (opening it names the database).
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -143,6 +146,10 @@ impl ScanJob {
             Some(source) => Some(open_input(source, options.column.as_deref())?),
             None => None,
         };
+        // The network stack first: a dead DNS server stops the scan before a run exists (it
+        // would otherwise record every domain as broken).
+        let (checker, cache) = stack::checker(&options.net, &options.check)?;
+        checker.dns_reachable().await?;
         let store =
             ScanStore::with_database(Database::open(&options.db).await.map_err(StoreError::from)?)
                 .await?;
@@ -172,7 +179,6 @@ impl ScanJob {
                 worker::release_dead_local_workers(&store, run).await?
             }
         };
-        let (checker, cache) = stack::checker(&options.net, &options.check)?;
         let config = ScanConfig {
             concurrency: options.concurrency.max(1),
             batch: options.batch.max(1),

@@ -253,3 +253,42 @@ async fn broken_pipe_stops_quietly() {
     // failed write takes one.
     assert!(elapsed < std::time::Duration::from_secs(7), "took {elapsed:?}");
 }
+
+/// Issue 10: a DNS server that does not answer is said once ("does not answer"), exit 2, no
+/// findings addressed to the domain owner; `scan` stops before a run exists.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_dns_server_is_named_once() {
+    // Nothing listens on this UDP port (bound, then closed).
+    let dead = std::net::UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let started = std::time::Instant::now();
+    let out = run(Command::new(env!("CARGO_BIN_EXE_mtasts")).args([
+        "check",
+        "--dns-server",
+        &dead.to_string(),
+        "--dns-timeout",
+        "2",
+        "a.test",
+        "b.test",
+    ]))
+    .await;
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    let all = text(&out);
+    assert_eq!(all.matches("does not answer").count(), 1, "{all}");
+    assert!(all.contains(&dead.to_string()), "{all}");
+    assert!(!all.contains("a.test") && !all.contains("fix:"), "no domain findings: {all}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(10), "{:?}", started.elapsed());
+
+    let dir = tempfile::tempdir().unwrap();
+    let list = dir.path().join("list.txt");
+    std::fs::write(&list, "a.test\nb.test\n").unwrap();
+    let db = format!("sqlite://{}", dir.path().join("scan.db").display());
+    let out = run(Command::new(env!("CARGO_BIN_EXE_mtasts"))
+        .args(["scan", "--db", &db, "--progress", "none", "--dns-timeout", "2"])
+        .args(["--dns-server", &dead.to_string()])
+        .arg(&list)
+        .env_remove("MTASTS_SCAN_DB"))
+    .await;
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(text(&out).contains("does not answer"), "{}", text(&out));
+    assert!(!dir.path().join("scan.db").exists(), "no run (no database) for a dead resolver");
+}

@@ -208,6 +208,11 @@ impl Transport {
 
     /// Asks `name`/`rtype` (recursion desired) and returns the first answer, whatever its
     /// response code; see the module docs for the schedule.
+    /// The servers asked, in order.
+    pub(crate) fn addrs(&self) -> Vec<SocketAddr> {
+        self.servers.iter().map(|s| s.addr).collect()
+    }
+
     pub(crate) async fn query(
         &self,
         name: &Name,
