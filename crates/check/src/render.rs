@@ -58,6 +58,7 @@ impl<W: Write> TextRenderer<W> {
             (Outcome::CouldNotCheck, _, _) => {
                 self.paint(colour(Severity::Error), "could not check completely")
             }
+            (Outcome::DoesNotExist, _, _) => self.paint(colour(Severity::Error), "does not exist"),
             (_, 0, 0) => self.paint(colour(Severity::Ok), "all good"),
             (_, 0, w) => self.paint(colour(Severity::Warning), &format!("{w} warning(s)")),
             (_, e, w) => {

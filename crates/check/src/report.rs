@@ -15,6 +15,8 @@ pub enum Outcome {
     Checked,
     /// A temporary failure (DNS down, invalid input) kept the check from finishing.
     CouldNotCheck,
+    /// The domain does not exist (NXDOMAIN): an answer, not a failure to check.
+    DoesNotExist,
 }
 
 /// The observed MTA-STS policy, as far as it could be read.
@@ -141,6 +143,13 @@ impl ReportBuilder {
     /// Adds a finding.
     pub(crate) fn push(&mut self, finding: Finding) {
         self.report.findings.push(finding);
+    }
+
+    /// Marks the domain as non-existent (NXDOMAIN): the check is over, and complete.
+    pub(crate) fn does_not_exist(&mut self) {
+        if self.report.outcome == Outcome::Checked {
+            self.report.outcome = Outcome::DoesNotExist;
+        }
     }
 
     /// Marks the check as incomplete: a temporary failure kept a step from an answer.

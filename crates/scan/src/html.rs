@@ -200,6 +200,7 @@ fn category_color(c: Category) -> &'static str {
         Category::TxtWithoutPolicy => "#e8663d",
         Category::NoMtaSts => "#b8c0c9",
         Category::CouldNotCheck => "#9a7fd1",
+        Category::DoesNotExist => "#6f5a8c",
         Category::InvalidName => "#5f6b78",
     }
 }
@@ -216,6 +217,7 @@ fn category_description(c: Category) -> &'static str {
         Category::TxtWithoutPolicy => "_mta-sts TXT record but no policy could be fetched",
         Category::NoMtaSts => "no _mta-sts record and no policy",
         Category::CouldNotCheck => "DNS failures kept the check from finishing",
+        Category::DoesNotExist => "the domain does not exist (NXDOMAIN)",
         Category::InvalidName => "the input line is not a domain name",
     }
 }

@@ -13,6 +13,9 @@ pub fn category(r: &DomainReport) -> Category {
     if r.outcome == Outcome::CouldNotCheck {
         return Category::CouldNotCheck;
     }
+    if r.outcome == Outcome::DoesNotExist {
+        return Category::DoesNotExist;
+    }
     let txt_valid = r.sts_record.is_some();
     let txt_present = txt_valid || r.has(Code::StsTxtMultiple) || r.has(Code::StsTxtInvalid);
     match r.policy.mode.as_deref() {
@@ -33,7 +36,7 @@ pub fn category(r: &DomainReport) -> Category {
 pub fn grade(r: &DomainReport, category: Category) -> Grade {
     let (errors, warnings) = r.counts();
     match category {
-        Category::InvalidName | Category::CouldNotCheck => Grade::Unknown,
+        Category::InvalidName | Category::CouldNotCheck | Category::DoesNotExist => Grade::Unknown,
         Category::NoMtaSts => Grade::F,
         Category::InvalidPolicy | Category::TxtWithoutPolicy => Grade::D,
         Category::None => Grade::C,

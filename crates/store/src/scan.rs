@@ -80,6 +80,8 @@ pub enum Category {
     InvalidName,
     /// DNS failures kept the check from finishing.
     CouldNotCheck,
+    /// The domain does not exist (NXDOMAIN).
+    DoesNotExist,
     /// No `_mta-sts` record and no policy.
     NoMtaSts,
     /// A TXT record (valid or not) but no policy could be fetched.
@@ -104,6 +106,7 @@ impl Category {
         Self::TxtWithoutPolicy,
         Self::NoMtaSts,
         Self::CouldNotCheck,
+        Self::DoesNotExist,
         Self::InvalidName,
     ];
 
@@ -112,6 +115,7 @@ impl Category {
         match self {
             Self::InvalidName => "invalid-name",
             Self::CouldNotCheck => "could-not-check",
+            Self::DoesNotExist => "does-not-exist",
             Self::NoMtaSts => "no-mta-sts",
             Self::TxtWithoutPolicy => "txt-without-policy",
             Self::InvalidPolicy => "invalid-policy",

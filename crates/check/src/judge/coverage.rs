@@ -42,7 +42,7 @@ pub(crate) fn domain_exists(j: &mut Judging<'_>) -> bool {
         }
         Err(e) if e.is_nx_domain() => {
             j.push(Finding::new(Code::DomainNotFound, format!("{d} does not exist (NXDOMAIN)")));
-            j.out.incomplete();
+            j.out.does_not_exist();
             false
         }
         Err(e) if e.is_not_found() => {
@@ -50,7 +50,6 @@ pub(crate) fn domain_exists(j: &mut Judging<'_>) -> bool {
                 Code::DomainNotFound,
                 format!("{d} has neither MX nor address records: it receives no mail"),
             ));
-            j.out.incomplete();
             false
         }
         Err(e) => {
@@ -236,6 +235,9 @@ mod tests {
         let r = run(&obs);
         assert_eq!(severity_of(&r, Code::DomainNotFound), Some(Severity::Error));
         assert_eq!(r.findings.len(), 1);
+        // NXDOMAIN is an answer, not "could not check" (issue 10).
+        assert_eq!(r.outcome, Outcome::DoesNotExist);
+        assert_eq!(crate::ExitStatus::of(&r), crate::ExitStatus::Problems);
         let obs = Observations { mx: Err(servfail("example.com")), ..good() };
         let r = run(&obs);
         assert_eq!(severity_of(&r, Code::MxDnsError), Some(Severity::Error));

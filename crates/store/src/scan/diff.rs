@@ -123,7 +123,7 @@ pub(crate) fn classify(before: Option<&Side>, after: Option<&Side>) -> Option<Ch
     }
     if !b.errors.is_empty()
         && a.errors.is_empty()
-        && !matches!(a.category, C::CouldNotCheck | C::InvalidName)
+        && !matches!(a.category, C::CouldNotCheck | C::InvalidName | C::DoesNotExist)
     {
         return Some(Change::Fixed);
     }
