@@ -67,16 +67,18 @@ impl<W: Write> TextRenderer<W> {
         };
         let title = self.paint(BOLD, &name);
         writeln!(self.out, "{title}: {verdict}")?;
-        let mut areas: Vec<Area> = r.findings.iter().map(|f| f.area).collect();
+        // Quiet (`-q`) shows warnings and errors only: ok and info lines, and the headings of
+        // areas left empty, are not printed.
+        let shown = |f: &&crate::finding::Finding| {
+            self.verbose || !matches!(f.severity, Severity::Ok | Severity::Info)
+        };
+        let mut areas: Vec<Area> = r.findings.iter().filter(shown).map(|f| f.area).collect();
         areas.sort();
         areas.dedup();
         for area in areas {
             let heading = self.paint(BOLD, area.title());
             writeln!(self.out, "  {heading}")?;
-            for f in r.findings.iter().filter(|f| f.area == area) {
-                if f.severity == Severity::Ok && !self.verbose {
-                    continue;
-                }
+            for f in r.findings.iter().filter(|f| f.area == area).filter(shown) {
                 let tag = self.paint(colour(f.severity), &format!("{:>5}", mark(f.severity)));
                 let code = self.paint(DIM, &format!("[{}] {}", f.code, f.rfc));
                 writeln!(self.out, "    {tag} {}  {code}", f.message)?;

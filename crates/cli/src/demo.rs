@@ -24,7 +24,7 @@ pub(crate) struct DemoArgs {
     /// Colour.
     #[arg(long, value_enum, default_value_t = Color::Auto)]
     pub(crate) color: Color,
-    /// Hide findings that are ok.
+    /// Show only warnings and errors (no ok or info lines, no empty sections).
     #[arg(long, short)]
     pub(crate) quiet: bool,
 }

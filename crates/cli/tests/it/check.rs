@@ -292,3 +292,25 @@ async fn a_dead_dns_server_is_named_once() {
     assert!(text(&out).contains("does not answer"), "{}", text(&out));
     assert!(!dir.path().join("scan.db").exists(), "no run (no database) for a dead resolver");
 }
+
+/// Issue 10 defect 5: `check -q` prints warnings and errors only: no empty section headings,
+/// no ok or info lines (such as `dnssec-status`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn quiet_prints_only_warnings_and_errors() {
+    let w = world(&[Scenario::Good, Scenario::TlsrptMissing]).await;
+    let out = run(command(&w).args(["-q", "--color", "never", "good.test"])).await;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(stdout.trim(), "good.test: all good", "{stdout}");
+    let out = run(command(&w).args(["-q", "--color", "never", "tlsrpt-missing.test"])).await;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("[tlsrpt-missing]"), "{stdout}");
+    assert!(!stdout.contains("dnssec-status") && !stdout.contains("[mx-tls-ok]"), "{stdout}");
+    // Every heading printed has a finding under it.
+    let lines: Vec<&str> = stdout.lines().collect();
+    for (i, l) in lines.iter().enumerate() {
+        if l.starts_with("  ") && !l.starts_with("    ") {
+            let next = lines.get(i + 1).copied().unwrap_or("");
+            assert!(next.starts_with("    "), "empty section {l:?} in {stdout}");
+        }
+    }
+}
