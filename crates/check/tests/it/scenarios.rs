@@ -152,7 +152,7 @@ async fn invalid_input_is_could_not_check() {
     // A domain that does not exist is an answer (issue 10): outcome does-not-exist, exit 1.
     let r = checker.check("nonexistent.test").await;
     expect(&r, C::DomainNotFound, E);
-    assert_eq!(r.outcome, mtasts_check::Outcome::DoesNotExist);
+    assert_eq!(r.outcome, Outcome::DoesNotExist);
     assert_eq!(exit_code([&r]), 1);
 }
 
