@@ -25,8 +25,11 @@ pub struct ProviderStats {
 /// The summary of a scan.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct Summary {
-    /// Domains with a result.
+    /// Domains with a result (input lines that are not domain names are not domains: they are
+    /// counted in `invalid_lines`, and no percentage is of them).
     pub total: u64,
+    /// Input lines that are not domain names (`invalid-name`).
+    pub invalid_lines: u64,
     /// Domains per category (every category present, zero or not).
     pub by_category: BTreeMap<Category, u64>,
     /// Domains per grade.
@@ -102,6 +105,10 @@ impl SummaryBuilder {
     /// Adds one domain.
     pub fn add(&mut self, row: &ResultRow) {
         let s = &mut self.summary;
+        if row.category == Category::InvalidName {
+            s.invalid_lines += 1;
+            return;
+        }
         s.total += 1;
         *s.by_category.entry(row.category).or_default() += 1;
         *s.by_grade.entry(row.grade).or_default() += 1;
@@ -220,8 +227,16 @@ impl Summary {
             self.elapsed_p50_ms,
             self.elapsed_p95_ms
         );
+        if self.invalid_lines > 0 {
+            let _ = writeln!(
+                s,
+                "Not domain names, not counted: {} input line{} (category invalid-name)",
+                self.invalid_lines,
+                if self.invalid_lines == 1 { "" } else { "s" }
+            );
+        }
         let _ = writeln!(s, "\nMTA-STS adoption:");
-        for c in Category::ALL {
+        for c in Category::ALL.iter().filter(|c| **c != Category::InvalidName) {
             let n = self.count(*c);
             let _ = writeln!(s, "  {:<20} {:>8}  {:>5.1}%", c.as_str(), n, self.percent(n));
         }

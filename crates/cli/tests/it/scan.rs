@@ -82,7 +82,10 @@ async fn csv_jsonl_summary_and_garbage_input() {
     assert!(rows["txt-invalid-id.test"][12].contains("sts-txt-invalid"));
     assert_eq!(rows["192.0.2.7"][1], "invalid-name");
     assert_eq!(rows["not a domain"][1], "invalid-name");
-    assert!(stderr.contains("Scanned 7 domains"), "{stderr}");
+    // Issue 10 defect 4: invalid lines are counted apart, not as scanned domains.
+    assert!(stderr.contains("Scanned 4 domains"), "{stderr}");
+    assert!(stderr.contains("Not domain names, not counted: 3 input lines"), "{stderr}");
+    assert!(stderr.contains("25.0%"), "percentages of the 4 domains: {stderr}");
     assert!(stderr.contains("enforce"), "{stderr}");
 
     // The same run exported again as JSON lines from the store matches the check schema.
