@@ -130,6 +130,9 @@ pub(crate) enum ScanCommand {
         /// Database.
         #[arg(long, env = "MTASTS_SCAN_DB", default_value = DEFAULT_DB)]
         db: String,
+        /// `text` (a table with a header, UTC times) or `json` (one object per run).
+        #[arg(long, value_enum, default_value_t = RunsFormat::Text)]
+        format: RunsFormat,
     },
 }
 
@@ -145,7 +148,7 @@ pub(crate) async fn run(args: ScanArgs) -> anyhow::Result<u8> {
         Some(ScanCommand::Diff { run_a, run_b, db }) => {
             return diff(&db, RunId(run_a), RunId(run_b)).await;
         }
-        Some(ScanCommand::Runs { db }) => return runs(&db).await,
+        Some(ScanCommand::Runs { db, format }) => return runs(&db, format).await,
         None => {}
     }
     let run = match args.resume.as_deref() {
@@ -296,19 +299,71 @@ async fn diff(db: &str, a: RunId, b: RunId) -> anyhow::Result<u8> {
     Ok(0)
 }
 
-async fn runs(db: &str) -> anyhow::Result<u8> {
+/// Output of `scan runs`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum RunsFormat {
+    Text,
+    Json,
+}
+
+/// Unix seconds as `2026-12-03 13:45:00 UTC`.
+fn utc(secs: i64) -> String {
+    const FORMAT: &[time::format_description::FormatItem<'static>] =
+        time::macros::format_description!("[year]-[month]-[day] [hour]:[minute]:[second] UTC");
+    time::OffsetDateTime::from_unix_timestamp(secs)
+        .ok()
+        .and_then(|t| t.format(FORMAT).ok())
+        .unwrap_or_else(|| secs.to_string())
+}
+
+/// Unix seconds as RFC 3339.
+fn rfc3339(secs: i64) -> Option<String> {
+    time::OffsetDateTime::from_unix_timestamp(secs)
+        .ok()
+        .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
+}
+
+async fn runs(db: &str, format: RunsFormat) -> anyhow::Result<u8> {
     let store = ScanStore::open_existing(db).await?;
+    let mut out = std::io::stdout().lock();
+    if format == RunsFormat::Text {
+        writeln!(
+            out,
+            "{:>6}  {:<23}  {:<23}  {:>15}  input",
+            "run", "started", "finished", "done"
+        )?;
+    }
     for r in store.runs().await? {
         let p = store.progress(r.id).await?;
-        println!(
-            "{:>6}  {}  {}  {}/{} done  {}",
-            r.id,
-            r.started_at,
-            if r.finished_at.is_some() { "finished" } else { "unfinished" },
-            p.done,
-            p.queued,
-            r.input
-        );
+        let written = match format {
+            RunsFormat::Text => writeln!(
+                out,
+                "{:>6}  {:<23}  {:<23}  {:>15}  {}",
+                r.id,
+                utc(r.started_at),
+                r.finished_at.map_or_else(|| "(unfinished)".to_owned(), utc),
+                format!("{}/{}", p.done, p.queued),
+                r.input
+            ),
+            RunsFormat::Json => writeln!(
+                out,
+                "{}",
+                serde_json::json!({
+                    "run": r.id.0,
+                    "input": r.input,
+                    "started_at": rfc3339(r.started_at),
+                    "finished_at": r.finished_at.and_then(rfc3339),
+                    "loaded": r.loaded,
+                    "done": p.done,
+                    "queued": p.queued,
+                    "options": serde_json::from_str::<serde_json::Value>(&r.options_json).ok(),
+                })
+            ),
+        };
+        match written {
+            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => return Ok(0),
+            other => other?,
+        }
     }
     Ok(0)
 }

@@ -428,5 +428,20 @@ async fn unusable_input_creates_no_run_and_reading_creates_no_database() {
         .await
         .unwrap();
     let listed = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(listed.lines().count(), 1, "{listed}");
+    let lines: Vec<&str> = listed.lines().collect();
+    assert_eq!(lines.len(), 2, "a header and the one run: {listed}");
+    assert!(lines[0].contains("started") && lines[0].contains("input"), "{listed}");
+    // Readable UTC times, not Unix seconds.
+    assert!(lines[1].contains(" UTC") && lines[1].contains("1/1"), "{listed}");
+    assert!(lines[1].trim_end().ends_with("list.csv"), "{listed}");
+    let out = Command::new(env!("CARGO_BIN_EXE_mtasts"))
+        .args(["scan", "runs", "--db", &db, "--format", "json"])
+        .output()
+        .await
+        .unwrap();
+    let run: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(run["run"], 1);
+    assert_eq!((run["done"].as_u64(), run["queued"].as_u64()), (Some(1), Some(1)));
+    assert!(run["started_at"].as_str().unwrap().ends_with('Z'), "{run}");
+    assert_eq!(run["options"]["column"], "host");
 }
