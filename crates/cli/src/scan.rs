@@ -279,6 +279,24 @@ fn spawn_progress(p: Arc<ScanProgress>, mode: ProgressMode) -> tokio::task::Join
 
 async fn diff(db: &str, a: RunId, b: RunId) -> anyhow::Result<u8> {
     let store = ScanStore::open_existing(db).await?;
+    let (ra, rb) = (store.run_info(a).await?, store.run_info(b).await?);
+    // Options that change what is looked at make "fixed" or "broke" meaningless (a run with
+    // --no-smtp has no MX TLS findings to compare).
+    let compared = |o: &str| -> Vec<(String, serde_json::Value)> {
+        let v: serde_json::Value = serde_json::from_str(o).unwrap_or_default();
+        ["no_smtp", "dane", "deadline"]
+            .iter()
+            .map(|k| ((*k).to_owned(), v.get(*k).cloned().unwrap_or_default()))
+            .collect()
+    };
+    let (oa, ob) = (compared(&ra.options_json), compared(&rb.options_json));
+    for ((k, va), (_, vb)) in oa.iter().zip(&ob) {
+        if va != vb {
+            eprintln!(
+                "warning: the runs used different options ({k}: {va} in run {a}, {vb} in run {b}); changes below may come from that, not from the domains"
+            );
+        }
+    }
     let rows = store.diff(a, b).await?;
     let mut out = std::io::stdout().lock();
     let side = |s: &Option<(mtasts_store::Category, mtasts_store::Grade)>| match s {
@@ -290,7 +308,7 @@ async fn diff(db: &str, a: RunId, b: RunId) -> anyhow::Result<u8> {
             out,
             "{:<40} {:<28} {} -> {}",
             r.domain,
-            format!("{:?}", r.change),
+            r.change.to_string(),
             side(&r.before),
             side(&r.after)
         )?;

@@ -266,7 +266,20 @@ async fn diff_between_runs() {
         .unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(text.contains("moving.test") && text.contains("Adopted"), "{text}");
+    // In words, not enum names (issue 10).
+    assert!(text.contains("moving.test") && text.contains("adopted MTA-STS"), "{text}");
+    assert!(!text.contains("Adopted"), "{text}");
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("warning"), "same options");
+    // A third run with --no-smtp: comparing it warns that the options differ.
+    let out = scan_cmd(&after, &db).args(["--format", "none", "--no-smtp"]).arg(&list).output();
+    assert_eq!(out.await.unwrap().status.code(), Some(0));
+    let out = Command::new(env!("CARGO_BIN_EXE_mtasts"))
+        .args(["scan", "diff", "2", "3", "--db", &db])
+        .output()
+        .await
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("different options (no_smtp: false in run 2, true in run 3)"), "{err}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -30,6 +30,21 @@ pub enum Change {
     Other,
 }
 
+impl std::fmt::Display for Change {
+    /// In words, for `scan diff`: `adopted MTA-STS`, `mode testing -> enforce`, ….
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Added => f.write_str("new in the second run"),
+            Self::Removed => f.write_str("only in the first run"),
+            Self::Adopted => f.write_str("adopted MTA-STS"),
+            Self::Broke => f.write_str("broke"),
+            Self::Fixed => f.write_str("fixed"),
+            Self::ModeChanged { from, to } => write!(f, "mode {from} -> {to}"),
+            Self::Other => f.write_str("changed"),
+        }
+    }
+}
+
 impl Change {
     /// A short kebab-case name (`added`, `mode-changed`, …).
     pub fn as_str(&self) -> &'static str {
