@@ -101,8 +101,9 @@ pub(crate) fn judge(j: &mut Judging<'_>, policy: Option<&Policy>) {
                     Finding::new(
                         Code::MxTlsOk,
                         format!(
-                            "{host}: STARTTLS, {} {}, certificate valid for {} more days",
-                            params.version, params.cipher, days
+                            "{host}: STARTTLS, {}, certificate valid for {} more days",
+                            tls_words(&params.version, &params.cipher),
+                            days
                         ),
                     )
                     .subject(&host),
@@ -129,10 +130,27 @@ pub(crate) fn judge(j: &mut Judging<'_>, policy: Option<&Policy>) {
     }
 }
 
+/// The negotiated protocol and cipher suite as an administrator reads them (`TLS 1.3,
+/// TLS_AES_256_GCM_SHA384`: the IANA suite name), not as the TLS library spells them
+/// (`TLSv1_3 TLS13_AES_256_GCM_SHA384`).
+fn tls_words(version: &str, cipher: &str) -> String {
+    let version = match version {
+        "TLSv1_3" => "TLS 1.3",
+        "TLSv1_2" => "TLS 1.2",
+        "TLSv1_1" => "TLS 1.1",
+        "TLSv1_0" => "TLS 1.0",
+        other => other,
+    };
+    let cipher =
+        cipher.strip_prefix("TLS13_").map_or_else(|| cipher.to_owned(), |c| format!("TLS_{c}"));
+    format!("{version}, {cipher}")
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::super::testing::*;
+
     use crate::finding::{Code, Severity};
     use crate::observations::{Observations, Probes};
     use crate::report::Outcome;
@@ -141,6 +159,18 @@ mod tests {
 
     fn probed(policy: &str, probe: mtasts_net::ProbeReport) -> Observations {
         Observations { policy: fetched(policy), probes: Probes::Done(vec![probe]), ..good() }
+    }
+
+    #[test]
+    fn tls_parameters_in_an_administrators_words() {
+        assert_eq!(
+            super::tls_words("TLSv1_3", "TLS13_AES_256_GCM_SHA384"),
+            "TLS 1.3, TLS_AES_256_GCM_SHA384"
+        );
+        assert_eq!(
+            super::tls_words("TLSv1_2", "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256"),
+            "TLS 1.2, TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256"
+        );
     }
 
     #[test]
