@@ -193,7 +193,20 @@ pub(crate) async fn run(args: ScanArgs) -> anyhow::Result<u8> {
     }
     let sink = row_sink(args.format, args.output.as_deref())?;
     let progress = spawn_progress(job.progress(), args.progress);
-    let outcome = job.run(sink, args.html.is_some()).await;
+    let run_id = job.run_id();
+    let db_shown = job.database().to_string();
+    let outcome = tokio::select! {
+        outcome = job.run(sink, args.html.is_some()) => outcome,
+        _ = tokio::signal::ctrl_c() => {
+            // Results are committed as they complete; the domains in flight are checked
+            // again on resume (a dead worker's claims come back).
+            progress.abort();
+            eprintln!(
+                "\nmtasts scan: interrupted; the results so far are saved. Continue with: mtasts scan --resume {run_id} --db {db_shown}"
+            );
+            return Ok(130);
+        }
+    };
     progress.abort();
     let outcome = outcome?;
     let stats = outcome.load;

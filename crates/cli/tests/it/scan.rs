@@ -458,3 +458,37 @@ async fn unusable_input_creates_no_run_and_reading_creates_no_database() {
     assert!(run["started_at"].as_str().unwrap().ends_with('Z'), "{run}");
     assert_eq!(run["options"]["column"], "host");
 }
+
+/// Issue 10 defect 8: Ctrl-C (SIGINT) stops the scan saying how to resume; the resume then
+/// finishes the run.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ctrl_c_says_how_to_resume() {
+    let (world, names) = slow_world("sigint", 8).await;
+    let (_dir, list, db) = workdir(&names.join("\n"));
+    let first = scan_cmd(&world, &db)
+        .args(["--fetch-timeout=1", "--concurrency", "2", "--batch", "2", "--no-smtp"])
+        .arg(&list)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let store = ScanStore::open(&db).await.unwrap();
+    wait_for_results(&store, mtasts_store::RunId(1), 2).await;
+    let pid = first.id().unwrap().to_string();
+    let kill = Command::new("kill").args(["-INT", &pid]).status().await.unwrap();
+    assert!(kill.success());
+    let out = tokio::time::timeout(Duration::from_secs(20), first.wait_with_output())
+        .await
+        .expect("the scan stops on SIGINT")
+        .unwrap();
+    assert_eq!(out.status.code(), Some(130), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains(&format!("mtasts scan --resume 1 --db {db}")), "{err}");
+    let out = scan_cmd(&world, &db)
+        .args(["--fetch-timeout=1", "--concurrency", "8", "--no-smtp", "--resume", "1"])
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(store.progress(mtasts_store::RunId(1)).await.unwrap().done, names.len() as u64);
+}
