@@ -200,14 +200,14 @@ pub(crate) async fn run(args: ScanArgs) -> anyhow::Result<u8> {
         _ = tokio::signal::ctrl_c() => {
             // Results are committed as they complete; the domains in flight are checked
             // again on resume (a dead worker's claims come back).
-            progress.abort();
+            progress.stop();
             eprintln!(
                 "\nmtasts scan: interrupted; the results so far are saved. Continue with: mtasts scan --resume {run_id} --db {db_shown}"
             );
             return Ok(130);
         }
     };
-    progress.abort();
+    progress.stop();
     let outcome = outcome?;
     let stats = outcome.load;
     if stats.invalid > 0 || stats.read > 0 {
@@ -244,50 +244,98 @@ fn row_sink(format: RowFormat, output: Option<&Path>) -> anyhow::Result<Box<dyn 
     })
 }
 
-fn spawn_progress(p: Arc<ScanProgress>, mode: ProgressMode) -> tokio::task::JoinHandle<()> {
+/// The progress task, and the bar it draws (cleared when the scan ends).
+struct Progress {
+    task: tokio::task::JoinHandle<()>,
+    bar: Option<indicatif::ProgressBar>,
+}
+
+impl Progress {
+    fn stop(self) {
+        self.task.abort();
+        if let Some(bar) = self.bar {
+            bar.finish_and_clear();
+        }
+    }
+}
+
+/// One progress line: `120/1000 domains, 48.2 domains/s, ETA 18 s, 3 with errors`. The rate
+/// counts this process's domains only (not those a resumed run had already done).
+fn progress_line(all: u64, total: u64, done_here: u64, secs: f64, errors: u64) -> String {
+    if total == 0 {
+        return "reading the domain list…".to_owned();
+    }
+    #[allow(clippy::cast_precision_loss)]
+    let rate = done_here as f64 / secs.max(0.001);
+    let eta = if rate > 0.0 {
+        #[allow(clippy::cast_precision_loss)]
+        let left = total.saturating_sub(all) as f64 / rate;
+        format!("ETA {left:.0} s")
+    } else {
+        "ETA unknown".to_owned()
+    };
+    format!("{all}/{total} domains, {rate:.1} domains/s, {eta}, {errors} with errors")
+}
+
+fn spawn_progress(p: Arc<ScanProgress>, mode: ProgressMode) -> Progress {
     let bar = match mode {
         ProgressMode::Bar => true,
         ProgressMode::Auto => std::io::stderr().is_terminal(),
         ProgressMode::Log | ProgressMode::None => false,
     };
-    tokio::spawn(async move {
-        if mode == ProgressMode::None {
-            return;
+    if mode == ProgressMode::None {
+        return Progress { task: tokio::spawn(async {}), bar: None };
+    }
+    let line = move |p: &ScanProgress| {
+        let done = p.done.load(Ordering::Relaxed);
+        progress_line(
+            p.done_all.load(Ordering::Relaxed).max(done),
+            p.queued.load(Ordering::Relaxed),
+            done,
+            p.started.elapsed().as_secs_f64(),
+            p.with_errors.load(Ordering::Relaxed),
+        )
+    };
+    if bar {
+        let pb = indicatif::ProgressBar::new(0);
+        pb.set_draw_target(indicatif::ProgressDrawTarget::stderr());
+        if let Ok(style) = indicatif::ProgressStyle::with_template("{bar:40} {msg}") {
+            pb.set_style(style);
         }
-        if bar {
-            let pb = indicatif::ProgressBar::new(0);
-            pb.set_draw_target(indicatif::ProgressDrawTarget::stderr());
-            if let Ok(style) = indicatif::ProgressStyle::with_template(
-                "{bar:40} {pos}/{len} domains  {per_sec}  ETA {eta}  {msg}",
-            ) {
-                pb.set_style(style);
-            }
+        let drawn = pb.clone();
+        let task = tokio::spawn(async move {
             loop {
-                pb.set_length(p.queued.load(Ordering::Relaxed));
-                pb.set_position(
+                drawn.set_length(p.queued.load(Ordering::Relaxed));
+                drawn.set_position(
                     p.done_all.load(Ordering::Relaxed).max(p.done.load(Ordering::Relaxed)),
                 );
-                pb.set_message(format!("{} with errors", p.with_errors.load(Ordering::Relaxed)));
+                drawn.set_message(line(&p));
                 tokio::time::sleep(Duration::from_millis(200)).await;
             }
-        } else {
+        });
+        Progress { task, bar: Some(pb) }
+    } else {
+        let task = tokio::spawn(async move {
             loop {
                 tokio::time::sleep(Duration::from_secs(10)).await;
-                let done = p.done.load(Ordering::Relaxed);
-                let total = p.queued.load(Ordering::Relaxed);
-                let all = p.done_all.load(Ordering::Relaxed).max(done);
-                let secs = p.started.elapsed().as_secs_f64().max(0.001);
-                #[allow(clippy::cast_precision_loss)]
-                let rate = done as f64 / secs;
-                #[allow(clippy::cast_precision_loss)]
-                let eta = if rate > 0.0 { total.saturating_sub(all) as f64 / rate } else { 0.0 };
-                eprintln!(
-                    "mtasts scan: {all}/{total} done, {rate:.1} domains/s, ETA {eta:.0} s, {} with errors",
-                    p.with_errors.load(Ordering::Relaxed)
-                );
+                eprintln!("mtasts scan: {}", line(&p));
             }
-        }
-    })
+        });
+        Progress { task, bar: None }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn progress_lines_read_well() {
+        assert_eq!(
+            super::progress_line(500, 1000, 100, 2.0, 3),
+            "500/1000 domains, 50.0 domains/s, ETA 10 s, 3 with errors"
+        );
+        assert_eq!(super::progress_line(0, 0, 0, 1.0, 0), "reading the domain list…");
+        assert!(super::progress_line(0, 10, 0, 1.0, 0).contains("ETA unknown"));
+    }
 }
 
 async fn diff(db: &str, a: RunId, b: RunId) -> anyhow::Result<u8> {
