@@ -29,6 +29,9 @@ pub enum CacheError {
         /// What went wrong.
         reason: String,
     },
+    /// The cache's database could not be opened (the message names it).
+    #[error("{0}")]
+    Open(String),
 }
 
 /// The cache of domain states.
@@ -431,8 +434,9 @@ pub async fn open(spec: &str) -> Result<Arc<dyn PolicyCache>, CacheError> {
         return Ok(Arc::new(Tiered::new(Arc::new(back))));
     }
     let url = mtasts_store::DatabaseUrl::parse(spec).map_err(|e| backend_error("--cache", e))?;
-    let name = url.to_string();
-    let db = mtasts_store::Database::open(&url).await.map_err(|e| backend_error(&name, e))?;
+    // The store's error names the database already.
+    let db =
+        mtasts_store::Database::open(&url).await.map_err(|e| CacheError::Open(e.to_string()))?;
     Ok(Arc::new(Tiered::new(Arc::new(SqlCache::open(db).await?))))
 }
 

@@ -104,12 +104,20 @@ pub enum DbError {
     },
     /// The database answered but could not be opened (authentication, no such database, a
     /// file that cannot be created, …).
-    #[error("cannot open the database at {url}: {error}")]
+    #[error("cannot open the database at {url}: {}", driver_words(error))]
     Open {
         /// The database.
         url: DatabaseUrl,
         /// What the driver said (in the message, so not also a `source()`).
         error: sqlx::Error,
+    },
+    /// The directory an SQLite file is to be created in does not exist.
+    #[error("cannot create the database at {url}: the directory {} does not exist", dir.display())]
+    NoDirectory {
+        /// The database.
+        url: DatabaseUrl,
+        /// The missing directory.
+        dir: std::path::PathBuf,
     },
     /// Reading an SQLite database that does not exist (see [`Database::open_existing`]).
     #[error("no database at {url}: the file does not exist (a typo? only `scan` creates one)")]
@@ -220,11 +228,28 @@ impl Database {
     }
 }
 
+/// What the database driver said, without its own framing ("error returned from database:
+/// (code: 14) …"): the database's message for database errors, the driver's text otherwise.
+fn driver_words(e: &sqlx::Error) -> String {
+    match e {
+        sqlx::Error::Database(db) => db.message().to_owned(),
+        other => other.to_string(),
+    }
+}
+
 async fn open_sqlite(url: &DatabaseUrl, create: bool) -> Result<SqlitePool, DbError> {
     let open_err = |error| DbError::Open { url: url.clone(), error };
     let options = url.expose().parse::<SqliteConnectOptions>().map_err(open_err)?;
-    if !create && !url.is_memory() && !options.get_filename().exists() {
-        return Err(DbError::Missing { url: url.clone() });
+    if !url.is_memory() {
+        let file = options.get_filename();
+        if !create && !file.exists() {
+            return Err(DbError::Missing { url: url.clone() });
+        }
+        if let Some(dir) = file.parent().filter(|d| !d.as_os_str().is_empty())
+            && !dir.is_dir()
+        {
+            return Err(DbError::NoDirectory { url: url.clone(), dir: dir.to_path_buf() });
+        }
     }
     let options = options
         .create_if_missing(create)

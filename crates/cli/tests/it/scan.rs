@@ -492,3 +492,29 @@ async fn ctrl_c_says_how_to_resume() {
     assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
     assert_eq!(store.progress(mtasts_store::RunId(1)).await.unwrap().done, names.len() as u64);
 }
+
+/// Issue 10 defect 11: an unopenable database is said once, in words: no driver framing
+/// ("error returned from database: (code: 14)"), the missing directory named.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unopenable_database_is_said_once_in_words() {
+    let w = World::builder().scenario(Scenario::Good).build().await;
+    let dir = tempfile::tempdir().unwrap();
+    let list = dir.path().join("list.txt");
+    std::fs::write(&list, "good.test\n").unwrap();
+    let missing = dir.path().join("no-such-dir");
+    let db = format!("sqlite://{}", missing.join("scan.db").display());
+    let out = scan_cmd(&w, &db).arg(&list).arg("--no-smtp").output().await.unwrap();
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains(&format!("the directory {} does not exist", missing.display())), "{err}");
+    assert_eq!(err.matches("scan.db").count(), 1, "the database named once: {err}");
+    let not_db = dir.path().join("list.txt");
+    let out = Command::new(env!("CARGO_BIN_EXE_mtasts"))
+        .args(["scan", "runs", "--db", &format!("sqlite://{}", not_db.display())])
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("file is not a database") && !err.contains("(code:"), "{err}");
+}

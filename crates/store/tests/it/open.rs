@@ -45,8 +45,9 @@ async fn sqlite_bad_path_errors() {
     let url = format!("sqlite://{}/no/such/dir/x.db", dir.path().display());
     let start = Instant::now();
     let err = ScanStore::open(&url).await.unwrap_err();
-    assert!(matches!(err, StoreError::Db(DbError::Open { .. })), "{err:?}");
+    assert!(matches!(err, StoreError::Db(DbError::NoDirectory { .. })), "{err:?}");
     assert!(err.to_string().contains("no/such/dir/x.db"), "{err}");
+    assert!(err.to_string().contains("no/such/dir does not exist"), "{err}");
     assert!(start.elapsed() < Duration::from_secs(10));
 }
 
