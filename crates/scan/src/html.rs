@@ -198,6 +198,7 @@ fn category_color(c: Category) -> &'static str {
         Category::None => "#8a94a0",
         Category::InvalidPolicy => "#d23f3f",
         Category::TxtWithoutPolicy => "#e8663d",
+        Category::PolicyWithoutTxt => "#f0a35e",
         Category::NoMtaSts => "#b8c0c9",
         Category::CouldNotCheck => "#9a7fd1",
         Category::DoesNotExist => "#6f5a8c",
@@ -206,7 +207,7 @@ fn category_color(c: Category) -> &'static str {
 }
 
 /// What a category means, for tooltips.
-fn category_description(c: Category) -> &'static str {
+pub(crate) fn category_description(c: Category) -> &'static str {
     match c {
         Category::Enforce => "valid policy, mode: enforce",
         Category::Testing => "valid policy, mode: testing",
@@ -215,6 +216,9 @@ fn category_description(c: Category) -> &'static str {
             "policy fetched but the TXT record or the policy is invalid: senders ignore it"
         }
         Category::TxtWithoutPolicy => "_mta-sts TXT record but no policy could be fetched",
+        Category::PolicyWithoutTxt => {
+            "a valid policy is served but no _mta-sts TXT record announces it: senders never fetch it"
+        }
         Category::NoMtaSts => "no _mta-sts record and no policy",
         Category::CouldNotCheck => "DNS failures kept the check from finishing",
         Category::DoesNotExist => "the domain does not exist (NXDOMAIN)",
@@ -291,7 +295,9 @@ fn header(out: &mut String, s: &Summary, problems: usize, meta: &ReportMeta) {
         let n = s.count(cat);
         tile(out, label, &fmt_pct(s.percent(n)), &format!("{} domains", fmt_count(n)), class);
     }
-    let broken = s.count(Category::InvalidPolicy) + s.count(Category::TxtWithoutPolicy);
+    let broken = s.count(Category::InvalidPolicy)
+        + s.count(Category::TxtWithoutPolicy)
+        + s.count(Category::PolicyWithoutTxt);
     tile(
         out,
         "Broken",

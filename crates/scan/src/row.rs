@@ -24,7 +24,9 @@ pub fn category(r: &DomainReport) -> Category {
             "testing" => Category::Testing,
             _ => Category::None,
         },
-        // A policy without a usable TXT record: senders never apply it.
+        // A policy and no TXT record at all: senders never look for it.
+        Some(_) if !txt_present => Category::PolicyWithoutTxt,
+        // A policy with an unusable TXT record: senders never apply it.
         Some(_) => Category::InvalidPolicy,
         None if r.has(Code::PolicyInvalid) => Category::InvalidPolicy,
         None if txt_present => Category::TxtWithoutPolicy,
@@ -38,7 +40,9 @@ pub fn grade(r: &DomainReport, category: Category) -> Grade {
     match category {
         Category::InvalidName | Category::CouldNotCheck | Category::DoesNotExist => Grade::Unknown,
         Category::NoMtaSts => Grade::F,
-        Category::InvalidPolicy | Category::TxtWithoutPolicy => Grade::D,
+        Category::InvalidPolicy | Category::TxtWithoutPolicy | Category::PolicyWithoutTxt => {
+            Grade::D
+        }
         Category::None => Grade::C,
         Category::Enforce if errors > 0 => Grade::C,
         Category::Enforce if warnings > 0 => Grade::B,
@@ -46,6 +50,43 @@ pub fn grade(r: &DomainReport, category: Category) -> Grade {
         Category::Testing if errors > 0 => Grade::C,
         Category::Testing => Grade::B,
     }
+}
+
+/// What each grade means: the rules of [`grade`], in words.
+pub const GRADE_MEANINGS: &[(Grade, &str)] = &[
+    (Grade::A, "`enforce`, no errors and no warnings"),
+    (Grade::B, "`enforce` with warnings, or `testing` without errors"),
+    (Grade::C, "a valid policy with errors (MX not covered, MX TLS problems), or `mode: none`"),
+    (
+        Grade::D,
+        "MTA-STS attempted but broken: senders ignore it (`invalid-policy`, `txt-without-policy`, `policy-without-txt`)",
+    ),
+    (Grade::F, "no MTA-STS (`no-mta-sts`)"),
+    (Grade::Unknown, "not graded: `could-not-check`, `does-not-exist`, `invalid-name`"),
+];
+
+/// `docs/scan-categories.md`: every category and grade, generated from the code (a test keeps
+/// the file equal to it).
+pub fn categories_markdown() -> String {
+    let mut out = String::from(
+        "# Scan categories and grades\n\n\
+         Generated from `crates/scan/src/row.rs` (`MTASTS_UPDATE_DOCS=1 cargo test -p mtasts-scan` \
+         rewrites it). Each domain of a scan gets one category (its MTA-STS deployment) and one \
+         grade; `scan` summaries, CSV, JSON lines and the HTML report use these names.\n\n\
+         | category | meaning |\n|---|---|\n",
+    );
+    for c in Category::ALL {
+        out.push_str(&format!(
+            "| `{}` | {} |\n",
+            c.as_str(),
+            crate::html::category_description(*c)
+        ));
+    }
+    out.push_str("\n| grade | meaning |\n|---|---|\n");
+    for (g, meaning) in GRADE_MEANINGS {
+        out.push_str(&format!("| {} | {} |\n", g.as_str(), meaning));
+    }
+    out
 }
 
 /// Second-level labels under which registrations happen one level deeper (`example.co.uk`).

@@ -88,6 +88,8 @@ pub enum Category {
     TxtWithoutPolicy,
     /// A policy was fetched but the TXT record or the policy is invalid: senders ignore it.
     InvalidPolicy,
+    /// A policy is served but no `_mta-sts` TXT record announces it: senders never fetch it.
+    PolicyWithoutTxt,
     /// Valid, `mode: none`.
     None,
     /// Valid, `mode: testing`.
@@ -103,6 +105,7 @@ impl Category {
         Self::Testing,
         Self::None,
         Self::InvalidPolicy,
+        Self::PolicyWithoutTxt,
         Self::TxtWithoutPolicy,
         Self::NoMtaSts,
         Self::CouldNotCheck,
@@ -118,6 +121,7 @@ impl Category {
             Self::DoesNotExist => "does-not-exist",
             Self::NoMtaSts => "no-mta-sts",
             Self::TxtWithoutPolicy => "txt-without-policy",
+            Self::PolicyWithoutTxt => "policy-without-txt",
             Self::InvalidPolicy => "invalid-policy",
             Self::None => "none",
             Self::Testing => "testing",

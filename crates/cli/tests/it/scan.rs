@@ -518,3 +518,23 @@ async fn an_unopenable_database_is_said_once_in_words() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("file is not a database") && !err.contains("(code:"), "{err}");
 }
+
+/// Issue 10 defect 3: a valid policy that no TXT record announces is `policy-without-txt`
+/// (grade D), and its CSV row agrees (`policy_valid` true).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_policy_without_txt_record_has_its_own_category() {
+    let spec = DomainSpec { sts_txt: vec![], ..DomainSpec::good("notxt.test") };
+    let w = World::builder().domain(spec).build().await;
+    let (_dir, list, db) = workdir("notxt.test\n");
+    let out = scan_cmd(&w, &db).args(["--format", "csv", "--no-smtp"]).arg(&list).output();
+    let out = out.await.unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let csv = String::from_utf8_lossy(&out.stdout);
+    let mut lines = csv.lines();
+    let header = mtasts_scan::input::csv_fields(lines.next().unwrap());
+    let row = mtasts_scan::input::csv_fields(lines.next().unwrap());
+    let col = |name: &str| &row[header.iter().position(|h| h == name).unwrap()];
+    assert_eq!(col("category"), "policy-without-txt", "{csv}");
+    assert_eq!(col("grade"), "D", "{csv}");
+    assert_eq!(col("policy_valid"), "true", "{csv}");
+}

@@ -2,6 +2,7 @@
 //! the HTML report in a real browser (one binary).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod docs;
 mod html_report;
 mod run;
 mod support;

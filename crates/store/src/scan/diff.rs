@@ -115,11 +115,16 @@ pub(crate) fn classify(before: Option<&Side>, after: Option<&Side>) -> Option<Ch
     if b.category == a.category && b.grade == a.grade && b.errors == a.errors {
         return None;
     }
-    if matches!(b.category, C::NoMtaSts | C::TxtWithoutPolicy) && valid(a.category) {
+    if matches!(b.category, C::NoMtaSts | C::TxtWithoutPolicy | C::PolicyWithoutTxt)
+        && valid(a.category)
+    {
         return Some(Change::Adopted);
     }
     if matches!(b.category, C::Testing | C::Enforce)
-        && matches!(a.category, C::InvalidPolicy | C::TxtWithoutPolicy | C::NoMtaSts)
+        && matches!(
+            a.category,
+            C::InvalidPolicy | C::TxtWithoutPolicy | C::PolicyWithoutTxt | C::NoMtaSts
+        )
     {
         return Some(Change::Broke);
     }
