@@ -67,18 +67,9 @@ pub(crate) async fn run(args: CheckArgs) -> anyhow::Result<u8> {
         eprintln!("mtasts: {e}");
         return Ok(2);
     }
-    run_with(&checker, args.domains, args.format, args.color, args.quiet, args.concurrency).await
-}
-
-pub(crate) async fn run_with(
-    checker: &Checker,
-    domains: Vec<String>,
-    format: Format,
-    color: Color,
-    quiet: bool,
-    concurrency: usize,
-) -> anyhow::Result<u8> {
-    run_tallied(checker, domains, format, color, quiet, concurrency, &mut Tally::default()).await
+    let mut tally = Tally::default();
+    let (format, color, quiet) = (args.format, args.color, args.quiet);
+    run_tallied(&checker, args.domains, format, color, quiet, args.concurrency, &mut tally).await
 }
 
 /// How many domains ended which way (`mtasts demo`'s closing line).
@@ -114,7 +105,7 @@ impl<S: mtasts_check::Sink> mtasts_check::Sink for Counted<'_, S> {
     }
 }
 
-/// [`run_with`], counting the outcomes into `tally`.
+/// Checks `domains` and renders the reports to stdout, counting the outcomes into `tally`.
 pub(crate) async fn run_tallied(
     checker: &Checker,
     domains: Vec<String>,

@@ -227,9 +227,9 @@ impl Resolver {
                 e.mx = policy.mx().iter().map(ToString::to_string).collect();
                 e.source = Some(source.as_str());
                 let sts = answer(&domain, &policy, &live, options);
-                let (a, dane) = self.weigh_dane(&domain, sts, options).await;
+                let (a, view) = self.weigh_dane(&domain, sts, options).await;
                 e.answer = a;
-                e.dane = dane.map(DaneView::from);
+                e.dane = view.map(|v| DaneView::from(v.dane.clone().unwrap_or_default()));
                 e.why = match (&e.answer, policy.mode()) {
                     (Answer::DaneOnly, _) => format!(
                         "every MX host has usable DNSSEC-validated TLSA records: DANE takes precedence over the MTA-STS policy (mode: {}, RFC 8461 §2)",
@@ -254,7 +254,7 @@ impl Resolver {
             }
             Decision::NoPolicy(reason) => {
                 e.decision = "no-policy";
-                let (a, dane) = self.weigh_dane(&domain, Answer::NotFound, options).await;
+                let (a, view) = self.weigh_dane(&domain, Answer::NotFound, options).await;
                 e.why = match &a {
                     Answer::DaneOnly => "no MTA-STS policy; every MX host has usable DNSSEC-validated TLSA records: DANE".into(),
                     Answer::Dane => "no MTA-STS policy; DANE for the MX hosts with usable DNSSEC-validated TLSA records (RFC 7672 §2.2)".into(),
@@ -262,7 +262,7 @@ impl Resolver {
                     _ => reason.describe(),
                 };
                 e.answer = a;
-                e.dane = dane.map(DaneView::from);
+                e.dane = view.map(|v| DaneView::from(v.dane.clone().unwrap_or_default()));
             }
             Decision::Temporary(reason) => {
                 e.decision = "temporary";
@@ -297,12 +297,17 @@ impl Resolver {
         domain: &DomainName,
         sts: Answer,
         options: ZoneOptions,
-    ) -> (Answer, Option<DomainDane>) {
+    ) -> (Answer, Option<Arc<MxView>>) {
         if !options.dane {
             return (sts, None);
         }
-        let dane = self.mx_view(domain, true).await.dane.clone().unwrap_or_default();
-        (precedence(sts, &dane), Some(dane))
+        // The shared view, not a copy of its DANE state: this is the path of every lookup.
+        let view = self.mx_view(domain, true).await;
+        let answer = match &view.dane {
+            Some(dane) => precedence(sts, dane),
+            None => sts,
+        };
+        (answer, Some(view))
     }
 
     /// The domain's MX view from the last [`LIVE_MX_TTL_SECS`], completed from the DNS: the

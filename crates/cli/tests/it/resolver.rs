@@ -21,12 +21,20 @@ fn net_args(cmd: &mut Command, world: &World) {
 }
 
 async fn socketmap_query(port: u16, key: &str) -> String {
-    let mut stream = loop {
+    let stream = loop {
         match tokio::net::TcpStream::connect(("127.0.0.1", port)).await {
             Ok(s) => break s,
             Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
         }
     };
+    ask(stream, key).await
+}
+
+/// One socketmap request for `key` in map `postfix` on `stream`, and its reply.
+async fn ask<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin>(
+    mut stream: S,
+    key: &str,
+) -> String {
     stream.write_all(&mtasts_proto::socketmap::encode(&format!("postfix {key}"))).await.unwrap();
     let mut buf = Vec::new();
     loop {
@@ -196,18 +204,7 @@ async fn check_config_reads_the_python_daemons_file() {
 
 /// One socketmap query over a unix socket.
 async fn unix_query(path: &std::path::Path, key: &str) -> String {
-    let mut stream = tokio::net::UnixStream::connect(path).await.unwrap();
-    stream.write_all(&mtasts_proto::socketmap::encode(&format!("postfix {key}"))).await.unwrap();
-    let mut buf = Vec::new();
-    loop {
-        if let Some(f) = mtasts_proto::socketmap::decode(&buf, 100_000).unwrap() {
-            return String::from_utf8(buf[f.payload].to_vec()).unwrap();
-        }
-        let mut chunk = [0u8; 4096];
-        let n = stream.read(&mut chunk).await.unwrap();
-        assert!(n > 0, "connection closed without a reply");
-        buf.extend_from_slice(&chunk[..n]);
-    }
+    ask(tokio::net::UnixStream::connect(path).await.unwrap(), key).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -4,13 +4,12 @@
 
 use std::time::{Duration, Instant};
 
-use mtasts_net::{HickoryDns, NetConfig, PolicyFetcher};
+use mtasts_resolver::Zones;
 use mtasts_resolver::server::ServerConfig;
-use mtasts_resolver::{Resolver, Zones};
 use mtasts_testkit::world::DomainSpec;
 use mtasts_testkit::{HttpBehaviour, Scenario, World};
 
-use crate::support::{Client, resolver_for, serve_on_loopback, serve_with};
+use crate::support::{Client, resolver_for, resolver_with_dns, serve_on_loopback, serve_with};
 
 /// The world's fetch timeout (`Timeouts::fast`) and the slack allowed on top of it.
 const FETCH_TIMEOUT: Duration = Duration::from_secs(3);
@@ -62,17 +61,6 @@ async fn hostile_policy_hosts_are_no_policy_within_the_fetch_timeout() {
     assert!(b == "NOTFOUND " || b.starts_with("TEMP "), "{b}");
 }
 
-fn resolver_with_dns(dns: std::net::SocketAddr, world: &World) -> Resolver {
-    mtasts_net::install_crypto_provider();
-    let config =
-        NetConfig::private_world(dns, world.ca_pem_path(), world.https_port(), 25, "tests.test");
-    let client =
-        std::sync::Arc::new(HickoryDns::new(&config.dns_servers, config.timeouts.dns).unwrap());
-    let fetcher =
-        PolicyFetcher::new(&config, config.trust.load().unwrap(), client.clone()).unwrap();
-    Resolver::new(client, fetcher, Zones::default())
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dead_or_silent_dns_server_is_temp_not_no_policy() {
     let w = World::builder().scenario(Scenario::Good).build().await;
@@ -83,7 +71,8 @@ async fn a_dead_or_silent_dns_server_is_temp_not_no_policy() {
         s.local_addr().unwrap()
     };
     for server in [silent.local_addr().unwrap(), dead] {
-        let (addr, _stop, _task) = serve_on_loopback(resolver_with_dns(server, &w)).await;
+        let (addr, _stop, _task) =
+            serve_on_loopback(resolver_with_dns(server, &w, Zones::default())).await;
         let mut c = Client::connect(addr).await;
         let started = Instant::now();
         let reply = c.query("postfix", "good.test").await;

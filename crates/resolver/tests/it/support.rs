@@ -12,9 +12,14 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 pub(crate) fn resolver_for(world: &World, zones: Zones) -> Resolver {
+    resolver_with_dns(world.dns_addr(), world, zones)
+}
+
+/// A resolver for `world`'s HTTPS and CA that asks the DNS server at `dns` (a dead one, say).
+pub(crate) fn resolver_with_dns(dns: SocketAddr, world: &World, zones: Zones) -> Resolver {
     mtasts_net::install_crypto_provider();
     let config = NetConfig::private_world(
-        world.dns_addr(),
+        dns,
         world.ca_pem_path(),
         world.https_port(),
         world.smtp_port(),
