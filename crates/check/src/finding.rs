@@ -232,6 +232,9 @@ pub struct Finding {
     pub subject: Option<String>,
     /// One line saying what is wrong (or right), with the values involved.
     pub message: String,
+    /// The parser's own code for a `*-warning` finding (e.g. `policy-version-not-first`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub warning: Option<&'static str>,
     /// The exact fix, when there is one: what to do, and the policy and records to publish
     /// (JSON keys `fix`, `fix_policy`, `fix_records`).
     #[serde(flatten, skip_serializing_if = "Option::is_none")]
@@ -248,6 +251,7 @@ impl Finding {
             rfc: code.rfc(),
             subject: None,
             message: message.into(),
+            warning: None,
             fix: None,
         }
     }
@@ -261,6 +265,12 @@ impl Finding {
     /// Sets the fix.
     pub fn fix(mut self, fix: impl Into<Fix>) -> Self {
         self.fix = Some(fix.into());
+        self
+    }
+
+    /// Sets the parser warning code.
+    pub fn warning(mut self, code: &'static str) -> Self {
+        self.warning = Some(code);
         self
     }
 

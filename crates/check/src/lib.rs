@@ -16,6 +16,7 @@ pub mod finding;
 pub mod fix;
 pub mod gather;
 pub mod judge;
+pub mod lint;
 pub mod observations;
 pub mod render;
 pub mod report;

@@ -29,6 +29,17 @@ pub(crate) enum Color {
     Never,
 }
 
+impl Color {
+    /// Whether to colour standard output.
+    pub(crate) fn enabled(self) -> bool {
+        match self {
+            Self::Always => true,
+            Self::Never => false,
+            Self::Auto => std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none(),
+        }
+    }
+}
+
 /// Arguments of `mtasts check`.
 #[derive(Debug, Args)]
 pub(crate) struct CheckArgs {
@@ -118,12 +129,7 @@ pub(crate) async fn run_tallied(
     let stdout = std::io::stdout();
     let written = match format {
         Format::Text => {
-            let color = match color {
-                Color::Always => true,
-                Color::Never => false,
-                Color::Auto => stdout.is_terminal() && std::env::var_os("NO_COLOR").is_none(),
-            };
-            let mut sink = TextRenderer::new(stdout.lock(), color);
+            let mut sink = TextRenderer::new(stdout.lock(), color.enabled());
             sink.verbose = !quiet;
             let mut sink = Counted { inner: sink, tally };
             checker.check_all(domains, concurrency, &mut sink).await

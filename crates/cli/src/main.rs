@@ -6,6 +6,9 @@
 
 mod check;
 mod demo;
+mod generate;
+mod lint;
+mod man;
 mod net_args;
 mod resolver;
 mod scan;
@@ -18,7 +21,7 @@ use clap::{Parser, Subcommand};
 /// collect reports.
 #[derive(Debug, Parser)]
 #[command(name = "mtasts", version, about, propagate_version = true)]
-struct Cli {
+pub(crate) struct Cli {
     /// Log lines on stderr as `text` or `json` (one object per line: timestamp, level, target,
     /// message; for journald, Loki, Elasticsearch). What is logged: MTASTS_LOG, e.g.
     /// `MTASTS_LOG=debug` or `MTASTS_LOG=mtasts_resolver=debug` (default: warnings; the
@@ -41,6 +44,14 @@ enum Command {
     ///
     /// Exit status: 0 no errors, 1 errors found, 2 could not check.
     Check(check::CheckArgs),
+    /// Check a policy file or TXT records offline, before publishing them: the same parsers,
+    /// findings and fixes as `check`.
+    ///
+    /// Exit status: 0 no errors, 1 errors found, 2 an input could not be read.
+    Lint(lint::LintArgs),
+    /// Print the policy file and DNS records that deploy MTA-STS and TLS-RPT for a domain,
+    /// from the MX hosts you give (no network).
+    Generate(generate::GenerateArgs),
     /// Check whole domain lists: fast, polite, resumable, with adoption statistics, CSV/JSON
     /// lines and an HTML report. `mtasts scan diff A B` compares two runs.
     Scan(Box<scan::ScanArgs>),
@@ -50,6 +61,10 @@ enum Command {
     /// main.cf: `smtp_tls_policy_maps = socketmap:inet:127.0.0.1:8461:postfix`.
     /// `mtasts resolver query DOMAIN` prints what it would answer.
     Resolver(Box<resolver::ResolverArgs>),
+    /// Print the manual page (or write one page per command into a directory).
+    Man(man::ManArgs),
+    /// Print shell completions (bash, zsh, fish, elvish, powershell).
+    Completions(man::CompletionsArgs),
     /// Start a self-contained test world on loopback (DNS, HTTPS policy hosts, SMTP servers)
     /// and check every scenario in it: what `check` says about each classic mistake.
     Demo(demo::DemoArgs),
@@ -85,6 +100,10 @@ fn main() -> ExitCode {
         match cli.command {
             Command::Check(args) => check::run(args).await,
             Command::Demo(args) => demo::run(args).await,
+            Command::Lint(args) => lint::run(args),
+            Command::Man(args) => man::man(&args),
+            Command::Completions(args) => man::completions(&args),
+            Command::Generate(args) => generate::run(args),
             Command::Scan(args) => scan::run(*args).await,
             Command::Resolver(args) => resolver::run(*args).await,
         }

@@ -168,6 +168,8 @@ impl reqwest::dns::Resolve for Resolver {
 pub struct PolicyFetcher {
     client: reqwest::Client,
     timeouts: Timeouts,
+    /// The HTTPS port (443 but in tests), for messages.
+    port: u16,
 }
 
 impl fmt::Debug for PolicyFetcher {
@@ -202,7 +204,7 @@ impl PolicyFetcher {
             .user_agent(concat!("mtasts/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| FetchError::Setup { reason: e.to_string() })?;
-        Ok(Self { client, timeouts: config.timeouts })
+        Ok(Self { client, timeouts: config.timeouts, port: config.https_port })
     }
 
     /// Fetches the policy of `domain`.
@@ -307,7 +309,7 @@ impl PolicyFetcher {
             return FetchError::Timeout { stage, limit_ms: ms(limit) };
         }
         if e.is_connect() {
-            return FetchError::Connect { reason: error_text(e) };
+            return FetchError::Connect { reason: connect_words(e, self.port) };
         }
         FetchError::Body { reason: error_text(e) }
     }
@@ -315,6 +317,16 @@ impl PolicyFetcher {
 
 fn find_dns_error<'a>(err: &'a (dyn std::error::Error + 'static)) -> Option<&'a DnsError> {
     crate::tls::error_chain(err).find_map(|e| e.downcast_ref::<DnsError>())
+}
+
+/// Why the connection failed: the socket error in words ([`crate::socket_words`]), not
+/// reqwest's and hyper's wrappers ("error sending request for url (…): client error
+/// (Connect): tcp connect error: …").
+fn connect_words(err: &(dyn std::error::Error + 'static), port: u16) -> String {
+    match crate::tls::error_chain(err).find_map(|e| e.downcast_ref::<std::io::Error>()) {
+        Some(io) => crate::socket_words(io, port),
+        None => error_text(err),
+    }
 }
 
 /// The innermost useful text of an error chain (reqwest's top-level text is generic).

@@ -33,3 +33,26 @@ pub fn install_crypto_provider() {
     // An Err here only means a provider is already installed, which is what we want.
     let _already_installed = rustls::crypto::ring::default_provider().install_default();
 }
+
+/// A socket error in an administrator's words, for a connection to `port`: "connection refused
+/// on port 443 (…)" rather than "Connection refused (os error 111)".
+pub fn socket_words(io: &std::io::Error, port: u16) -> String {
+    use std::io::ErrorKind;
+    match io.kind() {
+        ErrorKind::ConnectionRefused => format!(
+            "connection refused on port {port} (nothing listens there, or a firewall rejects it)"
+        ),
+        ErrorKind::ConnectionReset => format!("the connection to port {port} was reset"),
+        ErrorKind::HostUnreachable => "the host is unreachable (no route)".to_owned(),
+        ErrorKind::NetworkUnreachable => "the network is unreachable (no route)".to_owned(),
+        ErrorKind::AddrNotAvailable => "no usable local address for this host".to_owned(),
+        _ => {
+            // The OS text without its "(os error N)" suffix.
+            let text = io.to_string();
+            match text.find(" (os error") {
+                Some(at) => text[..at].to_owned(),
+                None => text,
+            }
+        }
+    }
+}

@@ -338,7 +338,9 @@ impl MxProbe {
                 None => None,
             };
             let attempt = within(t.connect, async {
-                TcpStream::connect(addr).await.map_err(|e| StepError::msg(format!("{addr}: {e}")))
+                TcpStream::connect(addr).await.map_err(|e| {
+                    StepError::msg(format!("{ip}: {}", crate::socket_words(&e, addr.port())))
+                })
             })
             .await;
             match attempt {

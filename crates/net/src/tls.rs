@@ -153,8 +153,11 @@ pub fn describe_certificate_error(err: &rustls::Error) -> String {
         }
         CertificateError::NotValidYet => "the certificate is not valid yet".into(),
         CertificateError::NotValidForNameContext { expected, presented } => {
-            let names =
-                if presented.is_empty() { "no DNS names".to_owned() } else { presented.join(", ") };
+            let names = if presented.is_empty() {
+                "no DNS names".to_owned()
+            } else {
+                presented.iter().map(|p| presented_name(p)).collect::<Vec<_>>().join(", ")
+            };
             format!("the certificate is not valid for {}: it names {names}", expected.to_str())
         }
         CertificateError::NotValidForName => {
@@ -170,6 +173,18 @@ pub fn describe_certificate_error(err: &rustls::Error) -> String {
         }
         _ => err.to_string(),
     }
+}
+
+/// A name the certificate presents, without rustls's Debug wrapping (`DnsName("a.example")`
+/// is `a.example`, `IpAddress(192.0.2.1)` is `192.0.2.1`).
+fn presented_name(p: &str) -> &str {
+    let inner = match (p.find('('), p.strip_suffix(')')) {
+        (Some(open), Some(body)) if p[..open].chars().all(char::is_alphanumeric) => {
+            &body[open + 1..]
+        }
+        _ => p,
+    };
+    inner.strip_prefix('"').and_then(|i| i.strip_suffix('"')).unwrap_or(inner)
 }
 
 fn unix(t: &UnixTime) -> u64 {
@@ -361,5 +376,12 @@ mod describe_tests {
         assert!(!describe_certificate_error(&err).contains("UnixTime"));
         assert_eq!(span(59), "59 seconds");
         assert_eq!(span(86_400), "1 day");
+    }
+
+    #[test]
+    fn presented_names_lose_their_debug_wrapping() {
+        assert_eq!(presented_name("DnsName(\"wrong-name.test\")"), "wrong-name.test");
+        assert_eq!(presented_name("IpAddress(192.0.2.1)"), "192.0.2.1");
+        assert_eq!(presented_name("plain.example"), "plain.example");
     }
 }

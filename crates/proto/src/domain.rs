@@ -109,6 +109,12 @@ pub enum DomainError {
 pub struct DomainName(String);
 
 impl DomainName {
+    /// `example.com`, the name RFC 2606 reserves for examples (placeholders in suggested
+    /// records when no domain is known).
+    pub fn example() -> Self {
+        Self("example.com".to_owned())
+    }
+
     /// Parses a name that must already be in A-label (ASCII) form.
     ///
     /// Letters are folded to lower case and one trailing dot is removed.

@@ -72,6 +72,12 @@ pub enum GenerateError {
     /// The policy itself is invalid (no hosts for enforce/testing, max_age out of range).
     #[error(transparent)]
     Policy(#[from] PolicyError),
+    /// A report address is not a valid `rua` URI (RFC 8460 §3).
+    #[error("the report address is invalid: {reason}")]
+    Rua {
+        /// The parser's reason.
+        reason: String,
+    },
 }
 
 /// A policy listing exactly `hosts` (exact names; a wildcard would also cover hosts that do not
@@ -108,6 +114,44 @@ fn add_patterns(patterns: &mut Vec<MxPattern>, hosts: &[String]) -> Result<(), G
         }
     }
     Ok(())
+}
+
+/// Everything a domain publishes to deploy MTA-STS and TLS-RPT, in RFC 8461 §8.1's order:
+/// the policy file first, then the TXT record that announces it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Deployment {
+    /// The policy file, served at `https://mta-sts.<domain>/.well-known/mta-sts.txt`.
+    pub policy: Policy,
+    /// The policy id announced by the TXT record.
+    pub id: PolicyId,
+    /// The `_mta-sts` TXT record, as a zone-file line.
+    pub sts_txt: String,
+    /// The `_smtp._tls` TXT record, as a zone-file line (`None` when no report address).
+    pub tlsrpt_txt: Option<String>,
+}
+
+/// The records and policy for `domain`: `mode` and `max_age` for exactly `hosts`, the TXT
+/// record with `id`, and a TLS-RPT record sending reports to every URI of `rua` (RFC 8460
+/// §3: `mailto:` or `https:`, comma-separated in one record). Each part is checked with this
+/// crate's own parsers.
+pub fn deployment(
+    domain: &DomainName,
+    mode: Mode,
+    max_age: u32,
+    hosts: &[String],
+    rua: &[String],
+    id: PolicyId,
+) -> Result<Deployment, GenerateError> {
+    let policy = policy_for(mode, max_age, hosts)?;
+    let tlsrpt_txt = if rua.is_empty() {
+        None
+    } else {
+        let list = rua.join(",");
+        crate::TlsRptRecord::parse(&format!("v=TLSRPTv1; rua={list}"))
+            .map_err(|e| GenerateError::Rua { reason: e.to_string() })?;
+        Some(tlsrpt_txt(domain, &list))
+    };
+    Ok(Deployment { sts_txt: sts_txt(domain, &id), policy, id, tlsrpt_txt })
 }
 
 #[cfg(test)]
@@ -180,6 +224,36 @@ mod tests {
         assert_eq!(q.max_age().seconds(), ENFORCE_MAX_AGE);
         assert_eq!(q.extensions(), p.extensions());
         assert_eq!(q.extensions()[0].name(), "x-owner");
+    }
+
+    #[test]
+    fn a_deployment_parses_with_our_parsers() {
+        let id = policy_id(now());
+        let d = deployment(
+            &domain(),
+            Mode::Testing,
+            STARTER_MAX_AGE,
+            &["mx1.example.com".into()],
+            &["mailto:tlsrpt@example.com".into(), "https://reports.example.net/v1".into()],
+            id.clone(),
+        )
+        .unwrap();
+        assert_eq!(Policy::parse(&d.policy.to_string()).unwrap().value, d.policy);
+        assert_eq!(StsRecord::parse(txt_value(&d.sts_txt)).unwrap().value.id(), &id);
+        let rpt = d.tlsrpt_txt.unwrap();
+        assert_eq!(TlsRptRecord::parse(txt_value(&rpt)).unwrap().value.rua().len(), 2);
+        let bad = deployment(
+            &domain(),
+            Mode::Testing,
+            1,
+            &["mx.example.com".into()],
+            &["ftp://x".into()],
+            id.clone(),
+        );
+        assert!(matches!(bad, Err(GenerateError::Rua { .. })), "{bad:?}");
+        // mode: none needs no hosts (RFC 8461 §3.2), the others do.
+        assert!(deployment(&domain(), Mode::None, 86_400, &[], &[], id.clone()).is_ok());
+        assert!(deployment(&domain(), Mode::Enforce, 86_400, &[], &[], id).is_err());
     }
 
     #[test]

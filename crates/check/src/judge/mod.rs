@@ -70,12 +70,13 @@ impl Judging<'_> {
         self.out.push(finding);
     }
 
-    /// One finding per parser warning: "line N: message [warning-code]".
+    /// One finding per parser warning: "line N: message", with the parser's own code as the
+    /// finding's `warning` (one code per line of text output: the finding's).
     pub(crate) fn push_warnings(&mut self, code: Code, warnings: &[Warning], subject: &str) {
         for w in warnings {
             let at = w.line.map(|l| format!("line {l}: ")).unwrap_or_default();
             self.push(
-                Finding::new(code, format!("{at}{} [{}]", w.message, w.code)).subject(subject),
+                Finding::new(code, format!("{at}{}", w.message)).subject(subject).warning(w.code),
             );
         }
     }

@@ -258,3 +258,57 @@ async fn sink_that_stops_ends_the_run() {
         hang.elapsed_ms
     );
 }
+
+/// Issue 10, defect 6: every message of every scenario in an administrator's words: no
+/// library Debug text, no UNIX seconds, no reqwest error chain, one code per finding.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn defect_6_messages_are_in_an_administrator_s_words() {
+    let mut builder = mtasts_testkit::World::builder();
+    for s in Scenario::ALL {
+        builder = builder.scenario(*s);
+    }
+    let world = builder.build().await;
+    let checker = crate::support::checker_for(&world);
+    let mut reports: Vec<mtasts_check::DomainReport> = Vec::new();
+    let domains: Vec<String> = Scenario::ALL.iter().map(Scenario::domain).collect();
+    let Ok(_) = checker.check_all(domains, 16, &mut reports).await;
+    let leaks = [
+        "DnsName(",
+        "(UNIX)",
+        "error sending request",
+        "client error (Connect)",
+        "os error",
+        "TLSv1_",
+        "TLS13_",
+        "Some(",
+        "Error {",
+    ];
+    for r in &reports {
+        for f in &r.findings {
+            for leak in leaks {
+                assert!(!f.message.contains(leak), "{}: {} says {:?}", r.input, f.code, f.message);
+            }
+            // A code in brackets inside the message would print as a second code.
+            let bracketed = f.message.split('[').skip(1).any(|rest| {
+                rest.split(']').next().is_some_and(|c| {
+                    c.len() > 3
+                        && c.contains('-')
+                        && c.chars().all(|ch| ch.is_ascii_lowercase() || ch == '-')
+                })
+            });
+            assert!(!bracketed, "{}: {} says {:?}", r.input, f.code, f.message);
+        }
+    }
+    let find = |domain: &str, code: Code| {
+        reports
+            .iter()
+            .find(|r| r.input == domain)
+            .and_then(|r| r.findings.iter().find(|f| f.code == code))
+            .unwrap_or_else(|| panic!("{domain}: no {code}"))
+            .clone()
+    };
+    let refused = find(&Scenario::PolicyHostUnreachable.domain(), C::PolicyUnreachable);
+    assert!(refused.message.contains("connection refused on port"), "{}", refused.message);
+    let warning = find(&Scenario::PolicyVersionNotFirst.domain(), C::PolicyWarning);
+    assert_eq!(warning.warning, Some("policy-version-not-first"));
+}

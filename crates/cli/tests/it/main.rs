@@ -3,5 +3,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod check;
+mod lint;
+mod man;
 mod resolver;
 mod scan;
