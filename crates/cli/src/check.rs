@@ -58,8 +58,13 @@ pub(crate) struct CheckArgs {
     /// Do not connect to MX hosts (no STARTTLS or certificate checks).
     #[arg(long)]
     pub(crate) no_smtp: bool,
+    /// Look up TLSA records and the DNSSEC status of the MX answer (RFC 8461 §2: DANE takes
+    /// precedence). On by default for `check`, off by default for `scan`; the last of --dane
+    /// and --no-dane wins.
+    #[arg(long, overrides_with = "no_dane")]
+    pub(crate) dane: bool,
     /// Skip TLSA and DNSSEC lookups.
-    #[arg(long)]
+    #[arg(long, overrides_with = "dane")]
     pub(crate) no_dane: bool,
     /// Domains checked at once.
     #[arg(long, default_value_t = 8)]

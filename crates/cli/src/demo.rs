@@ -86,8 +86,12 @@ pub(crate) async fn run(args: DemoArgs) -> anyhow::Result<u8> {
     // The scenarios are meant to fail: the demo ran, so it succeeded (exit 0); `check` is the
     // command whose exit status reports the findings.
     eprintln!(
-        "demo: {} scenarios checked: {} without errors, {} with errors (as designed), {} could not be checked (the DNS-failure scenarios)",
-        chosen.len(),
+        "demo: {} checked: {} without errors, {} with errors (as designed), {} could not be checked (the DNS-failure scenarios)",
+        if chosen.len() == 1 {
+            "1 scenario".to_owned()
+        } else {
+            format!("{} scenarios", chosen.len())
+        },
         tally.clean,
         tally.problems,
         tally.could_not_check

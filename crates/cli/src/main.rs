@@ -54,6 +54,10 @@ enum Command {
     Generate(generate::GenerateArgs),
     /// Check whole domain lists: fast, polite, resumable, with adoption statistics, CSV/JSON
     /// lines and an HTML report. `mtasts scan diff A B` compares two runs.
+    ///
+    /// Exit status: 0 the run finished (domains with problems are results, in the summary,
+    /// the rows and the HTML report), 2 the scan could not run (unreadable list, DNS server
+    /// not answering, database error), 130 interrupted by Ctrl-C (`--resume` continues).
     Scan(Box<scan::ScanArgs>),
     /// The Postfix MTA-STS policy daemon (socketmap): outbound mail to MTA-STS domains goes
     /// only over verified TLS to the MX hosts their policy allows.

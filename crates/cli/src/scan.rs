@@ -93,9 +93,14 @@ pub(crate) struct ScanArgs {
     /// Do not connect to MX hosts.
     #[arg(long)]
     pub(crate) no_smtp: bool,
-    /// Look up TLSA and DNSSEC status too (more DNS queries).
-    #[arg(long)]
+    /// Look up TLSA records and the DNSSEC status of the MX answer too (more DNS queries per
+    /// domain). Off by default for `scan`, on by default for `check`; the last of --dane and
+    /// --no-dane wins.
+    #[arg(long, overrides_with = "no_dane")]
     pub(crate) dane: bool,
+    /// No TLSA or DNSSEC lookups (the default for `scan`).
+    #[arg(long, overrides_with = "dane")]
+    pub(crate) no_dane: bool,
     /// Domains claimed from the queue at a time.
     #[arg(long, default_value_t = 32)]
     pub(crate) batch: usize,
@@ -172,7 +177,7 @@ pub(crate) async fn run(args: ScanArgs) -> anyhow::Result<u8> {
         net: args.net.config()?,
         check: CheckSettings {
             probe_smtp: !args.no_smtp,
-            dane: args.dane,
+            dane: args.dane && !args.no_dane,
             smtp_per_ip: args.smtp_per_ip,
             dns_rate: args.dns_rate,
         },

@@ -106,6 +106,23 @@ async fn environment_variables_configure_the_network() {
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
 }
 
+/// Issue 10: --dane and --no-dane both exist; DANE is on by default for `check`, and the last
+/// flag wins.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dane_flags_turn_the_lookups_on_and_off() {
+    let w = world(&[Scenario::Good]).await;
+    for (flags, looked_up) in [
+        (&[][..], true),
+        (&["--no-dane"][..], false),
+        (&["--no-dane", "--dane"][..], true),
+        (&["--dane", "--no-dane"][..], false),
+    ] {
+        let out = run(command(&w).args(flags).arg("good.test")).await;
+        assert_eq!(out.status.code(), Some(0), "{flags:?}: {}", text(&out));
+        assert_eq!(text(&out).contains("[dnssec-status]"), looked_up, "{flags:?}: {}", text(&out));
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_smtp_skips_probing() {
     let w = world(&[Scenario::MxNoStarttls]).await;

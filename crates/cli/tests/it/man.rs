@@ -35,3 +35,17 @@ fn completions_for_each_shell() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("possible values"));
 }
+
+/// Issue 10: `check` and `scan` take both --dane and --no-dane (defaults differ and are said),
+/// and scan's exit status is documented where administrators look.
+#[test]
+fn dane_flags_and_scan_exit_status_are_documented() {
+    for command in ["check", "scan"] {
+        let out = mtasts(&[command, "--help"]);
+        let help = String::from_utf8(out.stdout).unwrap();
+        assert!(help.contains("--dane") && help.contains("--no-dane"), "{command}: {help}");
+        assert!(help.contains("Exit status: 0"), "{command}: {help}");
+    }
+    let out = mtasts(&["scan", "--help"]);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("130 interrupted"));
+}
