@@ -130,6 +130,15 @@ pub(crate) fn mx_host(typed: &str) -> String {
     }
 }
 
+/// The OS's words for an I/O error, without the "(os error N)" suffix.
+fn io_words(e: &std::io::Error) -> String {
+    let text = e.to_string();
+    match text.find(" (os error") {
+        Some(at) => text[..at].to_owned(),
+        None => text,
+    }
+}
+
 fn display_name(file: &str) -> &str {
     if file == "-" { "standard input" } else { file }
 }
@@ -139,12 +148,15 @@ fn read(file: &str) -> anyhow::Result<Vec<u8>> {
     let reader: Box<dyn Read> = if file == "-" {
         Box::new(std::io::stdin().lock())
     } else {
-        Box::new(std::fs::File::open(file).with_context(|| format!("cannot open {file}"))?)
+        Box::new(
+            std::fs::File::open(file)
+                .map_err(|e| anyhow::anyhow!("cannot open {file}: {}", io_words(&e)))?,
+        )
     };
     reader
         .take(READ_LIMIT + 1)
         .read_to_end(&mut bytes)
-        .with_context(|| format!("cannot read {}", display_name(file)))?;
+        .map_err(|e| anyhow::anyhow!("cannot read {}: {}", display_name(file), io_words(&e)))?;
     if bytes.len() as u64 > READ_LIMIT {
         anyhow::bail!(
             "{} is larger than 1 MiB: not a policy file (at most 64 KiB) or TXT records",

@@ -104,7 +104,10 @@ fn unreadable_input_exits_2_and_names_the_file() {
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("cannot open /nonexistent/mta-sts.txt"), "{err}");
-    assert!(!err.contains("Os {"), "no Debug text: {err}");
+    assert!(!err.contains("Os {") && !err.contains("os error"), "no library text: {err}");
+    let out = mtasts(&["lint", "/"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("cannot read /: Is a directory"));
 }
 
 #[test]

@@ -1,0 +1,138 @@
+//! Where report messages come from: one message per file or on standard input, a maildir
+//! (`new/` and `cur/`), an mbox, or report files (`.json`, `.json.gz`) as saved from a mail.
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+/// One thing to ingest.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Item {
+    /// Where it came from, for messages: `FILE`, `DIR/new/NAME`, `FILE#3` (the third message
+    /// of an mbox), `standard input`.
+    pub origin: String,
+    /// The bytes.
+    pub bytes: Vec<u8>,
+    /// A report file rather than a mail.
+    pub report_file: bool,
+    /// The maildir file it is, to move it once stored.
+    pub maildir_file: Option<PathBuf>,
+}
+
+/// Reading an input failed.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot read {path}: {reason}")]
+pub struct SourceError {
+    /// The path.
+    pub path: String,
+    /// Why, in the OS's words.
+    pub reason: String,
+}
+
+fn words(e: &std::io::Error) -> String {
+    let text = e.to_string();
+    match text.find(" (os error") {
+        Some(at) => text[..at].to_owned(),
+        None => text,
+    }
+}
+
+fn read_capped(mut r: impl Read, limit: usize, path: &str) -> Result<Vec<u8>, SourceError> {
+    let mut out = Vec::new();
+    r.by_ref()
+        .take(u64::try_from(limit).unwrap_or(u64::MAX).saturating_add(1))
+        .read_to_end(&mut out)
+        .map_err(|e| SourceError { path: path.into(), reason: words(&e) })?;
+    Ok(out)
+}
+
+/// The items of `input` (`-` for standard input); a file larger than `limit` is read up to
+/// `limit + 1` bytes, for the intake to refuse it by size.
+pub fn items(input: &str, limit: usize) -> Result<Vec<Item>, SourceError> {
+    if input == "-" {
+        let bytes = read_capped(std::io::stdin().lock(), limit, "standard input")?;
+        return Ok(vec![one("standard input".into(), bytes, None)]);
+    }
+    let path = Path::new(input);
+    let err = |e: std::io::Error| SourceError { path: input.into(), reason: words(&e) };
+    let meta = std::fs::metadata(path).map_err(err)?;
+    if meta.is_dir() {
+        return maildir(path, limit);
+    }
+    let file = std::fs::File::open(path).map_err(err)?;
+    let bytes = read_capped(file, limit.saturating_mul(64), input)?;
+    if bytes.starts_with(b"From ") {
+        return Ok(mbox(input, &bytes));
+    }
+    Ok(vec![one(input.into(), bytes, None)])
+}
+
+fn one(origin: String, bytes: Vec<u8>, maildir_file: Option<PathBuf>) -> Item {
+    let report_file = crate::intake::looks_like_report_file(&bytes);
+    Item { origin, bytes, report_file, maildir_file }
+}
+
+/// A maildir: every file in `new/` and `cur/` (a directory without them is read as a
+/// directory of messages), in name order.
+fn maildir(dir: &Path, limit: usize) -> Result<Vec<Item>, SourceError> {
+    let subdirs: Vec<PathBuf> =
+        ["new", "cur"].iter().map(|s| dir.join(s)).filter(|p| p.is_dir()).collect();
+    let dirs = if subdirs.is_empty() { vec![dir.to_path_buf()] } else { subdirs };
+    let mut out = Vec::new();
+    for d in dirs {
+        let shown = d.display().to_string();
+        let mut names: Vec<PathBuf> = std::fs::read_dir(&d)
+            .map_err(|e| SourceError { path: shown.clone(), reason: words(&e) })?
+            .filter_map(Result::ok)
+            .map(|e| e.path())
+            .filter(|p| p.is_file())
+            .collect();
+        names.sort();
+        for p in names {
+            let shown = p.display().to_string();
+            let file = std::fs::File::open(&p)
+                .map_err(|e| SourceError { path: shown.clone(), reason: words(&e) })?;
+            let bytes = read_capped(file, limit, &shown)?;
+            out.push(one(shown, bytes, Some(p)));
+        }
+    }
+    Ok(out)
+}
+
+/// The messages of an mbox (mboxrd: a line `From ` starts a message; `>From ` lines are
+/// unquoted one level).
+fn mbox(name: &str, bytes: &[u8]) -> Vec<Item> {
+    let mut messages: Vec<Vec<u8>> = Vec::new();
+    for line in bytes.split_inclusive(|&b| b == b'\n') {
+        if line.starts_with(b"From ") {
+            messages.push(Vec::new());
+            continue;
+        }
+        let Some(current) = messages.last_mut() else { continue };
+        let quoted = line
+            .iter()
+            .position(|&b| b != b'>')
+            .is_some_and(|n| n > 0 && line[n..].starts_with(b"From "));
+        current.extend_from_slice(if quoted { &line[1..] } else { line });
+    }
+    messages
+        .into_iter()
+        .enumerate()
+        .map(|(i, m)| one(format!("{name}#{}", i + 1), m, None))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn mbox_splits_and_unquotes() {
+        let m = b"From a@b Mon Jan  1 00:00:00 2026\nSubject: one\n\n>From here\n\nFrom c@d Tue\nSubject: two\n\nbody\n";
+        let items = mbox("box", m);
+        assert_eq!(items.len(), 2);
+        assert_eq!(items[0].origin, "box#1");
+        assert_eq!(items[0].bytes, b"Subject: one\n\nFrom here\n\n");
+        assert_eq!(items[1].bytes, b"Subject: two\n\nbody\n");
+    }
+}

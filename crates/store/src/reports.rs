@@ -1,0 +1,550 @@
+//! TLS-RPT aggregate reports received (RFC 8460 §4): one row per report with every field kept
+//! (the report as JSON, the raw report as received, the parser's warnings), its policies and
+//! failure details in their own tables for analysis, and one receipt per delivery.
+//!
+//! A report is identified by organisation, `report-id` and date range: delivered twice (by
+//! mail and by HTTPS, or twice by mail) it is stored once, and the second delivery is
+//! acknowledged as a duplicate ([`Stored::duplicate`]). A report and all its rows are
+//! committed in one transaction, so a crash never leaves half a report.
+//!
+//! This module knows nothing of the report format: the caller (`mtasts-reports`) turns a parsed
+//! report into a [`NewReport`].
+
+use sqlx::Row;
+
+use crate::db::{Database, DbError, Migrations, Pool};
+
+/// The reports module's migrations.
+pub static MIGRATIONS: Migrations = Migrations::new(
+    "reports",
+    "_mtasts_reports_migrations",
+    || sqlx::migrate!("./migrations/reports/sqlite"),
+    || sqlx::migrate!("./migrations/reports/postgres"),
+);
+
+/// A reports query failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ReportStoreError {
+    /// The database could not be opened or migrated.
+    #[error(transparent)]
+    Db(#[from] DbError),
+    /// A query failed.
+    #[error("report store {url}: {error}")]
+    Query {
+        /// The database (redacted).
+        url: String,
+        /// What the driver said.
+        error: sqlx::Error,
+    },
+}
+
+/// A report to store.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NewReport {
+    /// `organization-name`.
+    pub organization: String,
+    /// `report-id`.
+    pub report_id: String,
+    /// `date-range`, unix seconds.
+    pub start: i64,
+    /// End of the date range, unix seconds.
+    pub end: i64,
+    /// `contact-info`.
+    pub contact_info: Option<String>,
+    /// How it arrived: `mail`, `https`, `file`.
+    pub channel: String,
+    /// `TLS-Report-Submitter` (mail) or the client (HTTPS).
+    pub submitter: Option<String>,
+    /// `TLS-Report-Domain` header (mail).
+    pub report_domain: Option<String>,
+    /// DKIM result of the mail (`pass`, `fail`, `none`), when checked.
+    pub dkim: Option<String>,
+    /// What the lenient parser tolerated, JSON array.
+    pub warnings_json: String,
+    /// The report, every field, as JSON.
+    pub report_json: String,
+    /// The report as received (decompressed).
+    pub raw_json: String,
+    /// When it was received, unix seconds.
+    pub received_at: i64,
+    /// Its policies.
+    pub policies: Vec<NewPolicy>,
+}
+
+/// One `policies` entry of a report.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NewPolicy {
+    /// `policy-type`.
+    pub policy_type: String,
+    /// `policy-domain`.
+    pub policy_domain: Option<String>,
+    /// `policy-string`, JSON array.
+    pub policy_strings_json: String,
+    /// `mx-host`, JSON array.
+    pub mx_hosts_json: String,
+    /// `total-successful-session-count`.
+    pub successful: i64,
+    /// `total-failure-session-count`.
+    pub failed: i64,
+    /// Unknown fields of the policy entry, JSON object.
+    pub extra_json: String,
+    /// `failure-details`.
+    pub failures: Vec<NewFailure>,
+}
+
+/// One `failure-details` entry.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NewFailure {
+    /// `result-type`.
+    pub result_type: String,
+    /// `sending-mta-ip`.
+    pub sending_ip: Option<String>,
+    /// `receiving-mx-hostname`.
+    pub receiving_mx_hostname: Option<String>,
+    /// `receiving-mx-helo`.
+    pub receiving_mx_helo: Option<String>,
+    /// `receiving-ip`.
+    pub receiving_ip: Option<String>,
+    /// `failed-session-count`.
+    pub failed_sessions: i64,
+    /// `additional-information`.
+    pub additional_information: Option<String>,
+    /// `failure-reason-code`.
+    pub failure_reason_code: Option<String>,
+    /// Unknown fields, JSON object.
+    pub extra_json: String,
+}
+
+/// What [`ReportStore::insert`] did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Stored {
+    /// The report's row id.
+    pub id: i64,
+    /// The report was already stored (this delivery is recorded as a receipt only).
+    pub duplicate: bool,
+}
+
+/// A stored report, as listed.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct ReportRow {
+    /// Row id.
+    pub id: i64,
+    /// `organization-name`.
+    pub organization: String,
+    /// `report-id`.
+    pub report_id: String,
+    /// Start of the date range, unix seconds.
+    pub start: i64,
+    /// End of the date range, unix seconds.
+    pub end: i64,
+    /// Policy domains, comma-separated.
+    pub domains: String,
+    /// Successful sessions, all policies.
+    pub successful: i64,
+    /// Failed sessions, all policies.
+    pub failed: i64,
+    /// First channel it arrived by.
+    pub channel: String,
+    /// DKIM result, when checked.
+    pub dkim: Option<String>,
+    /// Deliveries received (1 + duplicates).
+    pub receipts: i64,
+    /// When first received, unix seconds.
+    pub received_at: i64,
+}
+
+/// The whole of one stored report.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ReportDetail {
+    /// The listing.
+    pub row: ReportRow,
+    /// `contact-info`.
+    pub contact_info: Option<String>,
+    /// `TLS-Report-Submitter`.
+    pub submitter: Option<String>,
+    /// `TLS-Report-Domain`.
+    pub report_domain: Option<String>,
+    /// Tolerated deviations, JSON array.
+    pub warnings_json: String,
+    /// The report, JSON.
+    pub report_json: String,
+    /// As received.
+    pub raw_json: String,
+}
+
+/// Sessions of one policy domain on one UTC day.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct DayRow {
+    /// The policy domain (empty for `no-policy-found` reports without one).
+    pub domain: String,
+    /// The UTC day, unix seconds of its midnight.
+    pub day: i64,
+    /// Successful sessions.
+    pub successful: i64,
+    /// Failed sessions.
+    pub failed: i64,
+    /// Reports counted.
+    pub reports: i64,
+}
+
+/// Failed sessions grouped by one field.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct FailureGroup {
+    /// The policy domain.
+    pub domain: String,
+    /// The field's value (`(none)` when absent).
+    pub key: String,
+    /// Failed sessions.
+    pub failed: i64,
+}
+
+/// What to group failures by.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FailureKey {
+    /// `result-type`.
+    ResultType,
+    /// `organization-name` of the report.
+    Organization,
+    /// `receiving-mx-hostname`.
+    ReceivingMx,
+    /// `receiving-ip`.
+    ReceivingIp,
+    /// `sending-mta-ip`.
+    SendingIp,
+    /// `failure-reason-code`.
+    ReasonCode,
+}
+
+impl FailureKey {
+    fn column(self) -> &'static str {
+        match self {
+            Self::ResultType => "f.result_type",
+            Self::Organization => "r.organization",
+            Self::ReceivingMx => "f.receiving_mx_hostname",
+            Self::ReceivingIp => "f.receiving_ip",
+            Self::SendingIp => "f.sending_ip",
+            Self::ReasonCode => "f.failure_reason_code",
+        }
+    }
+}
+
+/// The reports tables. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct ReportStore {
+    db: Database,
+}
+
+macro_rules! on_pool {
+    ($self:expr, |$pool:ident| $body:expr) => {
+        match $self.db.pool() {
+            Pool::Sqlite($pool) => $body,
+            Pool::Postgres($pool) => $body,
+        }
+    };
+}
+
+/// Inserts `report` on one connection type (one transaction).
+macro_rules! insert_on {
+    ($self:expr, $pool:expr, $report:expr) => {{
+        let e = |error| $self.err(error);
+        let r = $report;
+        let mut tx = $pool.begin().await.map_err(e)?;
+        let successful: i64 = r.policies.iter().map(|p| p.successful).sum();
+        let failed: i64 = r.policies.iter().map(|p| p.failed).sum();
+        let inserted: Option<(i64,)> = sqlx::query_as(
+            "INSERT INTO tlsrpt_reports (organization, report_id, start_at, end_at, contact_info, \
+             successful, failed, channel, submitter, report_domain, dkim, warnings_json, \
+             report_json, raw_json, received_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) \
+             ON CONFLICT (organization, report_id, start_at, end_at) DO NOTHING RETURNING id",
+        )
+        .bind(&r.organization)
+        .bind(&r.report_id)
+        .bind(r.start)
+        .bind(r.end)
+        .bind(&r.contact_info)
+        .bind(successful)
+        .bind(failed)
+        .bind(&r.channel)
+        .bind(&r.submitter)
+        .bind(&r.report_domain)
+        .bind(&r.dkim)
+        .bind(&r.warnings_json)
+        .bind(&r.report_json)
+        .bind(&r.raw_json)
+        .bind(r.received_at)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(e)?;
+        let (id, duplicate) = match inserted {
+            Some((id,)) => (id, false),
+            None => {
+                let (id,): (i64,) = sqlx::query_as(
+                    "SELECT id FROM tlsrpt_reports WHERE organization = $1 AND report_id = $2 \
+                     AND start_at = $3 AND end_at = $4",
+                )
+                .bind(&r.organization)
+                .bind(&r.report_id)
+                .bind(r.start)
+                .bind(r.end)
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(e)?;
+                (id, true)
+            }
+        };
+        sqlx::query(
+            "INSERT INTO tlsrpt_receipts (report, channel, received_at, duplicate) VALUES ($1, $2, $3, $4)",
+        )
+        .bind(id)
+        .bind(&r.channel)
+        .bind(r.received_at)
+        .bind(duplicate)
+        .execute(&mut *tx)
+        .await
+        .map_err(e)?;
+        if !duplicate {
+            // RFC 8460 §4.1: a report covers (normally) one UTC day; sessions are counted on
+            // the day the range starts.
+            let day = r.start - r.start.rem_euclid(86_400);
+            for (position, p) in r.policies.iter().enumerate() {
+                let (policy,): (i64,) = sqlx::query_as(
+                    "INSERT INTO tlsrpt_policies (report, position, policy_type, policy_domain, \
+                     policy_strings_json, mx_hosts_json, successful, failed, day, extra_json) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING id",
+                )
+                .bind(id)
+                .bind(i64::try_from(position).unwrap_or(i64::MAX))
+                .bind(&p.policy_type)
+                .bind(&p.policy_domain)
+                .bind(&p.policy_strings_json)
+                .bind(&p.mx_hosts_json)
+                .bind(p.successful)
+                .bind(p.failed)
+                .bind(day)
+                .bind(&p.extra_json)
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(e)?;
+                for f in &p.failures {
+                    sqlx::query(
+                        "INSERT INTO tlsrpt_failures (policy, result_type, sending_ip, \
+                         receiving_mx_hostname, receiving_mx_helo, receiving_ip, failed_sessions, \
+                         additional_information, failure_reason_code, extra_json) \
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+                    )
+                    .bind(policy)
+                    .bind(&f.result_type)
+                    .bind(&f.sending_ip)
+                    .bind(&f.receiving_mx_hostname)
+                    .bind(&f.receiving_mx_helo)
+                    .bind(&f.receiving_ip)
+                    .bind(f.failed_sessions)
+                    .bind(&f.additional_information)
+                    .bind(&f.failure_reason_code)
+                    .bind(&f.extra_json)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(e)?;
+                }
+            }
+        }
+        tx.commit().await.map_err(e)?;
+        Stored { id, duplicate }
+    }};
+}
+
+const LIST: &str = "SELECT r.id, r.organization, r.report_id, r.start_at, r.end_at, \
+     COALESCE((SELECT STRING_AGG(DISTINCT COALESCE(p.policy_domain, ''), ',') FROM tlsrpt_policies p WHERE p.report = r.id), '') AS domains, \
+     r.successful, r.failed, r.channel, r.dkim, \
+     (SELECT COUNT(*) FROM tlsrpt_receipts c WHERE c.report = r.id) AS receipts, r.received_at \
+     FROM tlsrpt_reports r";
+
+fn list_sql(sqlite: bool) -> String {
+    // SQLite has GROUP_CONCAT where PostgreSQL has STRING_AGG.
+    if sqlite {
+        LIST.replace(
+            "STRING_AGG(DISTINCT COALESCE(p.policy_domain, ''), ',')",
+            "GROUP_CONCAT(DISTINCT COALESCE(p.policy_domain, ''))",
+        )
+    } else {
+        LIST.to_owned()
+    }
+}
+
+fn report_row<R: Row>(row: &R) -> Result<ReportRow, sqlx::Error>
+where
+    for<'r> i64: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    for<'r> String: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    for<'r> Option<String>: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    for<'r> &'r str: sqlx::ColumnIndex<R>,
+{
+    Ok(ReportRow {
+        id: row.try_get("id")?,
+        organization: row.try_get("organization")?,
+        report_id: row.try_get("report_id")?,
+        start: row.try_get("start_at")?,
+        end: row.try_get("end_at")?,
+        domains: row.try_get("domains")?,
+        successful: row.try_get("successful")?,
+        failed: row.try_get("failed")?,
+        channel: row.try_get("channel")?,
+        dkim: row.try_get("dkim")?,
+        receipts: row.try_get("receipts")?,
+        received_at: row.try_get("received_at")?,
+    })
+}
+
+impl ReportStore {
+    /// The store on an open database, after running this module's [`MIGRATIONS`].
+    pub async fn with_database(db: Database) -> Result<Self, ReportStoreError> {
+        db.migrate(&MIGRATIONS).await?;
+        Ok(Self { db })
+    }
+
+    /// The database's URL (redacted when shown).
+    pub fn database(&self) -> &crate::DatabaseUrl {
+        self.db.url()
+    }
+
+    fn err(&self, error: sqlx::Error) -> ReportStoreError {
+        ReportStoreError::Query { url: self.db.url().to_string(), error }
+    }
+
+    /// Stores `report` (or records a duplicate delivery of it), in one transaction.
+    pub async fn insert(&self, report: &NewReport) -> Result<Stored, ReportStoreError> {
+        Ok(match self.db.pool() {
+            Pool::Sqlite(pool) => insert_on!(self, pool, report),
+            Pool::Postgres(pool) => insert_on!(self, pool, report),
+        })
+    }
+
+    /// Stored reports, newest date range first; only those with a policy for `domain` when
+    /// given; at most `limit`.
+    pub async fn list(
+        &self,
+        domain: Option<&str>,
+        limit: i64,
+    ) -> Result<Vec<ReportRow>, ReportStoreError> {
+        let sqlite = self.db.backend() == crate::Backend::Sqlite;
+        let sql = format!(
+            "{} WHERE ($1 IS NULL OR EXISTS (SELECT 1 FROM tlsrpt_policies p WHERE p.report = r.id AND p.policy_domain = $1)) \
+             ORDER BY r.start_at DESC, r.id DESC LIMIT $2",
+            list_sql(sqlite)
+        );
+        on_pool!(self, |pool| {
+            let rows = sqlx::query(sqlx::AssertSqlSafe(sql.as_str()))
+                .bind(domain)
+                .bind(limit)
+                .fetch_all(pool)
+                .await
+                .map_err(|e| self.err(e))?;
+            rows.iter().map(|r| report_row(r).map_err(|e| self.err(e))).collect()
+        })
+    }
+
+    /// One report, whole.
+    pub async fn get(&self, id: i64) -> Result<Option<ReportDetail>, ReportStoreError> {
+        let sqlite = self.db.backend() == crate::Backend::Sqlite;
+        let sql = format!(
+            "SELECT q.*, x.contact_info, x.submitter, x.report_domain, x.warnings_json, x.report_json, x.raw_json \
+             FROM ({} WHERE r.id = $1) q JOIN tlsrpt_reports x ON x.id = q.id",
+            list_sql(sqlite)
+        );
+        on_pool!(self, |pool| {
+            let row = sqlx::query(sqlx::AssertSqlSafe(sql.as_str()))
+                .bind(id)
+                .fetch_optional(pool)
+                .await
+                .map_err(|e| self.err(e))?;
+            match row {
+                None => Ok(None),
+                Some(r) => {
+                    let get = |e| self.err(e);
+                    Ok(Some(ReportDetail {
+                        row: report_row(&r).map_err(get)?,
+                        contact_info: r.try_get("contact_info").map_err(get)?,
+                        submitter: r.try_get("submitter").map_err(get)?,
+                        report_domain: r.try_get("report_domain").map_err(get)?,
+                        warnings_json: r.try_get("warnings_json").map_err(get)?,
+                        report_json: r.try_get("report_json").map_err(get)?,
+                        raw_json: r.try_get("raw_json").map_err(get)?,
+                    }))
+                }
+            }
+        })
+    }
+
+    /// Sessions per policy domain and UTC day from `since` (unix seconds), for `domain` or all.
+    pub async fn days(
+        &self,
+        domain: Option<&str>,
+        since: i64,
+    ) -> Result<Vec<DayRow>, ReportStoreError> {
+        const Q: &str = "SELECT COALESCE(policy_domain, '') AS domain, day, CAST(SUM(successful) AS BIGINT) AS successful, \
+             CAST(SUM(failed) AS BIGINT) AS failed, COUNT(DISTINCT report) AS reports FROM tlsrpt_policies \
+             WHERE day >= $1 AND ($2 IS NULL OR policy_domain = $2) \
+             GROUP BY COALESCE(policy_domain, ''), day ORDER BY domain, day";
+        on_pool!(self, |pool| {
+            let rows: Vec<(String, i64, i64, i64, i64)> = sqlx::query_as(Q)
+                .bind(since)
+                .bind(domain)
+                .fetch_all(pool)
+                .await
+                .map_err(|e| self.err(e))?;
+            Ok(rows
+                .into_iter()
+                .map(|(domain, day, successful, failed, reports)| DayRow {
+                    domain,
+                    day,
+                    successful,
+                    failed,
+                    reports,
+                })
+                .collect())
+        })
+    }
+
+    /// Failed sessions from `since` grouped by policy domain and `key`, largest first.
+    pub async fn failures(
+        &self,
+        key: FailureKey,
+        domain: Option<&str>,
+        since: i64,
+    ) -> Result<Vec<FailureGroup>, ReportStoreError> {
+        let sql = format!(
+            "SELECT COALESCE(p.policy_domain, '') AS domain, COALESCE({col}, '(none)') AS key, \
+             CAST(SUM(f.failed_sessions) AS BIGINT) AS failed FROM tlsrpt_failures f \
+             JOIN tlsrpt_policies p ON p.id = f.policy JOIN tlsrpt_reports r ON r.id = p.report \
+             WHERE p.day >= $1 AND ($2 IS NULL OR p.policy_domain = $2) \
+             GROUP BY COALESCE(p.policy_domain, ''), COALESCE({col}, '(none)') \
+             ORDER BY domain, failed DESC, key",
+            col = key.column()
+        );
+        on_pool!(self, |pool| {
+            let rows: Vec<(String, String, i64)> =
+                sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str()))
+                    .bind(since)
+                    .bind(domain)
+                    .fetch_all(pool)
+                    .await
+                    .map_err(|e| self.err(e))?;
+            Ok(rows
+                .into_iter()
+                .map(|(domain, key, failed)| FailureGroup { domain, key, failed })
+                .collect())
+        })
+    }
+
+    /// Number of stored reports.
+    pub async fn count(&self) -> Result<i64, ReportStoreError> {
+        on_pool!(self, |pool| {
+            let (n,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM tlsrpt_reports")
+                .fetch_one(pool)
+                .await
+                .map_err(|e| self.err(e))?;
+            Ok(n)
+        })
+    }
+}
