@@ -10,6 +10,7 @@ mod generate;
 mod lint;
 mod man;
 mod net_args;
+mod report;
 mod resolver;
 mod scan;
 
@@ -59,6 +60,9 @@ enum Command {
     /// the rows and the HTML report), 2 the scan could not run (unreadable list, DNS server
     /// not answering, database error), 130 interrupted by Ctrl-C (`--resume` continues).
     Scan(Box<scan::ScanArgs>),
+    /// TLS-RPT reports received (RFC 8460): store report e-mails and files, list them, show
+    /// one, and summarise sessions and failures per domain and day.
+    Report(report::ReportArgs),
     /// The Postfix MTA-STS policy daemon (socketmap): outbound mail to MTA-STS domains goes
     /// only over verified TLS to the MX hosts their policy allows.
     ///
@@ -110,6 +114,7 @@ fn main() -> ExitCode {
             Command::Generate(args) => generate::run(args),
             Command::Scan(args) => scan::run(*args).await,
             Command::Resolver(args) => resolver::run(*args).await,
+            Command::Report(args) => report::run(args).await,
         }
     });
     match result {

@@ -120,7 +120,9 @@ pub enum DbError {
         dir: std::path::PathBuf,
     },
     /// Reading an SQLite database that does not exist (see [`Database::open_existing`]).
-    #[error("no database at {url}: the file does not exist (a typo? only `scan` creates one)")]
+    #[error(
+        "no database at {url}: the file does not exist (a typo? it is created by the commands that write: `scan`, `report ingest`, the resolver)"
+    )]
     Missing {
         /// The database.
         url: DatabaseUrl,

@@ -5,5 +5,6 @@
 mod check;
 mod lint;
 mod man;
+mod report;
 mod resolver;
 mod scan;

@@ -119,7 +119,10 @@ async fn dedup_and_every_field(db: TestDb) {
     let report = ing.store().get(rfc[0].id).await.unwrap().unwrap();
     let doc: serde_json::Value = serde_json::from_str(&report.report_json).unwrap();
     let details = &doc["policies"][0]["failure-details"];
-    assert!(details[1]["additional-information"].as_str().unwrap().starts_with("https://"), "{doc}");
+    assert!(
+        details[1]["additional-information"].as_str().unwrap().starts_with("https://"),
+        "{doc}"
+    );
     assert_eq!(details[2]["failure-reason-code"], "X509_V_ERR_PROXY_PATH_LENGTH_EXCEEDED");
     assert_eq!(details[1]["receiving-ip"], "203.0.113.56");
     assert!(doc["policies"][0]["policy"]["mx-host"].is_array(), "{doc}");

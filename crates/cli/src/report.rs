@@ -1,0 +1,480 @@
+//! `mtasts report ingest|list|show|summary`: TLS-RPT reports received (RFC 8460).
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::{Args, Subcommand, ValueEnum};
+use mtasts_reports::source::{self, Item};
+use mtasts_reports::{IngestError, Ingestor, Limits};
+use mtasts_store::reports::{FailureKey, ReportStore};
+use mtasts_store::{Database, DatabaseUrl};
+
+/// Where reports are stored unless `--db` says otherwise.
+const DEFAULT_DB: &str = "sqlite://mtasts-reports.db";
+
+/// Exit status for a rejected report (sysexits EX_DATAERR): a Postfix `pipe` bounces it.
+const EX_DATAERR: u8 = 65;
+/// Exit status when the database is unavailable (sysexits EX_TEMPFAIL): Postfix retries.
+const EX_TEMPFAIL: u8 = 75;
+
+/// Arguments of `mtasts report`.
+#[derive(Debug, Args)]
+pub(crate) struct ReportArgs {
+    #[command(subcommand)]
+    pub(crate) command: ReportCommand,
+}
+
+/// Output format of the listings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum ListFormat {
+    /// A table for people.
+    Text,
+    /// JSON (one document).
+    Json,
+    /// CSV with a header line.
+    Csv,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum ReportCommand {
+    /// Store report e-mails or report files: one message per FILE or on standard input (for a
+    /// Postfix `pipe` transport or an alias), a maildir (its new/ and cur/), an mbox, or
+    /// `.json` / `.json.gz` reports as saved from a mail.
+    ///
+    /// RFC 8460 §5.3 mail (multipart/report; report-type=tlsrpt, application/tlsrpt+gzip or
+    /// +json) and what real senders send (other media types, a .json or .gz name, an HTML
+    /// part). A report delivered twice is stored once.
+    ///
+    /// Exit status: 0 every report stored (or already stored); 65 something was rejected (not
+    /// a report, malformed, too large: the reason is on stderr, so a pipe transport bounces
+    /// it); 75 the database is unavailable (try again later: Postfix retries).
+    Ingest {
+        /// Messages, report files, maildirs or mboxes; `-` or nothing: one message on stdin.
+        #[arg(value_name = "INPUT")]
+        inputs: Vec<String>,
+        /// The database (sqlite://PATH, created if missing, or postgres://…).
+        #[arg(long, env = "MTASTS_REPORTS_DB", default_value = DEFAULT_DB)]
+        db: String,
+        /// Largest message accepted, in bytes (compressed, as received).
+        #[arg(long, default_value_t = Limits::default().max_message, value_name = "BYTES")]
+        max_message: usize,
+        /// Largest report after decompression, in bytes (gzip bombs stop here).
+        #[arg(long, default_value_t = Limits::default().max_report, value_name = "BYTES")]
+        max_report: usize,
+        /// Move maildir messages that were stored (or already stored) into this directory.
+        #[arg(long, value_name = "DIR")]
+        move_processed: Option<PathBuf>,
+        /// Print one JSON object per report on stdout.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List stored reports, newest first.
+    List {
+        /// Only reports with a policy for this domain.
+        #[arg(long)]
+        domain: Option<String>,
+        /// At most this many.
+        #[arg(long, default_value_t = 100)]
+        limit: i64,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = ListFormat::Text)]
+        format: ListFormat,
+        /// The database.
+        #[arg(long, env = "MTASTS_REPORTS_DB", default_value = DEFAULT_DB)]
+        db: String,
+    },
+    /// One stored report, whole: every field as received, the tolerated deviations, receipts.
+    Show {
+        /// The report's id (from `list`).
+        id: i64,
+        /// Print the report exactly as received instead.
+        #[arg(long)]
+        raw: bool,
+        /// The database.
+        #[arg(long, env = "MTASTS_REPORTS_DB", default_value = DEFAULT_DB)]
+        db: String,
+    },
+    /// Per domain: sessions per UTC day, successful and failed, and failures by result type,
+    /// sending organisation, receiving MX and receiving IP.
+    Summary {
+        /// Only this domain.
+        #[arg(long)]
+        domain: Option<String>,
+        /// Days back from today (UTC).
+        #[arg(long, default_value_t = 30)]
+        days: i64,
+        /// Output format (CSV: one line per domain and day).
+        #[arg(long, value_enum, default_value_t = ListFormat::Text)]
+        format: ListFormat,
+        /// The database.
+        #[arg(long, env = "MTASTS_REPORTS_DB", default_value = DEFAULT_DB)]
+        db: String,
+    },
+}
+
+pub(crate) async fn run(args: ReportArgs) -> anyhow::Result<u8> {
+    let result = match args.command {
+        ReportCommand::Ingest { inputs, db, max_message, max_report, move_processed, json } => {
+            let limits = Limits { max_message, max_report };
+            ingest(&db, inputs, limits, move_processed.as_deref(), json).await
+        }
+        ReportCommand::List { domain, limit, format, db } => {
+            list(&open(&db).await?, domain.as_deref(), limit, format).await
+        }
+        ReportCommand::Show { id, raw, db } => show(&open(&db).await?, id, raw).await,
+        ReportCommand::Summary { domain, days, format, db } => {
+            summary(&open(&db).await?, domain.as_deref(), days, format).await
+        }
+    };
+    match result {
+        Err(e) if is_broken_pipe(&e) => Ok(0),
+        other => other,
+    }
+}
+
+fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+}
+
+/// An existing database (reading commands never create one).
+async fn open(db: &str) -> anyhow::Result<ReportStore> {
+    let url: DatabaseUrl = db.parse()?;
+    let db = Database::open_existing(&url).await?;
+    Ok(ReportStore::with_database(db).await?)
+}
+
+fn now() -> i64 {
+    time::OffsetDateTime::now_utc().unix_timestamp()
+}
+
+async fn ingest(
+    db: &str,
+    inputs: Vec<String>,
+    limits: Limits,
+    move_processed: Option<&std::path::Path>,
+    json: bool,
+) -> anyhow::Result<u8> {
+    let url: DatabaseUrl = db.parse()?;
+    let store = match Database::open(&url).await {
+        Ok(db) => ReportStore::with_database(db).await,
+        Err(e) => Err(e.into()),
+    };
+    let store = match store {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("mtasts report ingest: not stored (try again later): {e}");
+            return Ok(EX_TEMPFAIL);
+        }
+    };
+    let ing = Ingestor::new(store, limits);
+    let inputs = if inputs.is_empty() { vec!["-".to_owned()] } else { inputs };
+    let mut status = 0u8;
+    let mut out = std::io::stdout().lock();
+    for input in &inputs {
+        let items = match source::items(input, limits.max_message) {
+            Ok(items) => items,
+            Err(e) => {
+                eprintln!("mtasts report ingest: {e}");
+                status = status.max(EX_DATAERR);
+                continue;
+            }
+        };
+        for item in items {
+            let result = if item.report_file {
+                ing.file(&item.bytes, &item.origin, now()).await.map(|r| vec![r])
+            } else {
+                ing.mail(&item.bytes, now()).await
+            };
+            match result {
+                Ok(reports) => {
+                    for r in &reports {
+                        let what = if r.duplicate { "already stored" } else { "stored" };
+                        eprintln!(
+                            "mtasts report ingest: {}: {what} report {} ({:?} from {}, for {})",
+                            item.origin,
+                            r.id,
+                            r.report_id,
+                            r.organization,
+                            if r.domains.is_empty() {
+                                "no policy domain".to_owned()
+                            } else {
+                                r.domains.join(", ")
+                            }
+                        );
+                        for t in &r.tolerated {
+                            eprintln!("    accepted with a warning: {t}");
+                        }
+                        if json {
+                            writeln!(
+                                out,
+                                "{}",
+                                serde_json::json!({
+                                    "input": item.origin, "id": r.id, "duplicate": r.duplicate,
+                                    "organization": r.organization, "report_id": r.report_id,
+                                    "domains": r.domains, "warnings": r.tolerated,
+                                })
+                            )?;
+                        }
+                    }
+                    move_done(&item, move_processed)?;
+                }
+                Err(e) => {
+                    eprintln!("mtasts report ingest: {}: {e}", item.origin);
+                    let code =
+                        if matches!(e, IngestError::Store(_)) { EX_TEMPFAIL } else { EX_DATAERR };
+                    // A database failure is worse than a bad report: retrying helps it.
+                    status = if code == EX_TEMPFAIL || status == EX_TEMPFAIL {
+                        EX_TEMPFAIL
+                    } else {
+                        code
+                    };
+                }
+            }
+        }
+    }
+    Ok(status)
+}
+
+fn move_done(item: &Item, to: Option<&std::path::Path>) -> anyhow::Result<()> {
+    let (Some(file), Some(dir)) = (&item.maildir_file, to) else { return Ok(()) };
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let name = file.file_name().unwrap_or_default();
+    std::fs::rename(file, dir.join(name))
+        .with_context(|| format!("cannot move {} to {}", file.display(), dir.display()))
+}
+
+fn day(secs: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp(secs)
+        .map(|t| format!("{:04}-{:02}-{:02}", t.year(), u8::from(t.month()), t.day()))
+        .unwrap_or_else(|_| secs.to_string())
+}
+
+fn utc(secs: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp(secs)
+        .ok()
+        .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
+        .unwrap_or_else(|| secs.to_string())
+}
+
+fn csv_field(s: &str) -> String {
+    if s.contains([',', '"', '\n']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s.to_owned()
+    }
+}
+
+async fn list(
+    store: &ReportStore,
+    domain: Option<&str>,
+    limit: i64,
+    format: ListFormat,
+) -> anyhow::Result<u8> {
+    let rows = store.list(domain, limit).await?;
+    let mut out = std::io::stdout().lock();
+    match format {
+        ListFormat::Json => {
+            serde_json::to_writer_pretty(&mut out, &rows)?;
+            writeln!(out)?;
+        }
+        ListFormat::Csv => {
+            writeln!(
+                out,
+                "id,organization,report_id,start,end,domains,successful,failed,channel,dkim,receipts,received_at"
+            )?;
+            for r in &rows {
+                writeln!(
+                    out,
+                    "{},{},{},{},{},{},{},{},{},{},{},{}",
+                    r.id,
+                    csv_field(&r.organization),
+                    csv_field(&r.report_id),
+                    utc(r.start),
+                    utc(r.end),
+                    csv_field(&r.domains),
+                    r.successful,
+                    r.failed,
+                    r.channel,
+                    r.dkim.as_deref().unwrap_or(""),
+                    r.receipts,
+                    utc(r.received_at)
+                )?;
+            }
+        }
+        ListFormat::Text => {
+            writeln!(
+                out,
+                "{:>6}  {:<10}  {:<28}  {:>10}  {:>7}  domains",
+                "id", "day", "organization", "successful", "failed"
+            )?;
+            for r in &rows {
+                writeln!(
+                    out,
+                    "{:>6}  {:<10}  {:<28}  {:>10}  {:>7}  {}",
+                    r.id,
+                    day(r.start),
+                    r.organization.chars().take(28).collect::<String>(),
+                    r.successful,
+                    r.failed,
+                    r.domains
+                )?;
+            }
+            if rows.is_empty() {
+                writeln!(
+                    out,
+                    "(no reports stored{})",
+                    domain.map(|d| format!(" for {d}")).unwrap_or_default()
+                )?;
+            }
+        }
+    }
+    Ok(0)
+}
+
+async fn show(store: &ReportStore, id: i64, raw: bool) -> anyhow::Result<u8> {
+    let Some(d) = store.get(id).await? else {
+        eprintln!("mtasts report show: no report {id} in {}", store.database());
+        return Ok(1);
+    };
+    let mut out = std::io::stdout().lock();
+    if raw {
+        out.write_all(d.raw_json.as_bytes())?;
+        return Ok(0);
+    }
+    let doc = serde_json::json!({
+        "id": d.row.id,
+        "organization": d.row.organization,
+        "report_id": d.row.report_id,
+        "start": utc(d.row.start),
+        "end": utc(d.row.end),
+        "channel": d.row.channel,
+        "receipts": d.row.receipts,
+        "received_at": utc(d.row.received_at),
+        "submitter": d.submitter,
+        "report_domain": d.report_domain,
+        "dkim": d.row.dkim,
+        "warnings": serde_json::from_str::<serde_json::Value>(&d.warnings_json).unwrap_or_default(),
+        "report": serde_json::from_str::<serde_json::Value>(&d.report_json).unwrap_or_default(),
+    });
+    serde_json::to_writer_pretty(&mut out, &doc)?;
+    writeln!(out)?;
+    Ok(0)
+}
+
+const BREAKDOWNS: [(FailureKey, &str, &str); 4] = [
+    (FailureKey::ResultType, "result_type", "by result type"),
+    (FailureKey::Organization, "organization", "by sending organisation"),
+    (FailureKey::ReceivingMx, "receiving_mx", "by receiving MX"),
+    (FailureKey::ReceivingIp, "receiving_ip", "by receiving IP"),
+];
+
+async fn summary(
+    store: &ReportStore,
+    domain: Option<&str>,
+    days: i64,
+    format: ListFormat,
+) -> anyhow::Result<u8> {
+    let today = now() - now().rem_euclid(86_400);
+    let since = today - days.max(0) * 86_400;
+    let rows = store.days(domain, since).await?;
+    let mut breakdowns: BTreeMap<(String, &str), Vec<(String, i64)>> = BTreeMap::new();
+    for (key, name, _) in BREAKDOWNS {
+        for g in store.failures(key, domain, since).await? {
+            breakdowns.entry((g.domain, name)).or_default().push((g.key, g.failed));
+        }
+    }
+    let mut domains: Vec<String> = rows.iter().map(|r| r.domain.clone()).collect();
+    domains.dedup();
+    let mut out = std::io::stdout().lock();
+    match format {
+        ListFormat::Csv => {
+            writeln!(out, "domain,day,successful,failed,reports")?;
+            for r in &rows {
+                writeln!(
+                    out,
+                    "{},{},{},{},{}",
+                    csv_field(&r.domain),
+                    day(r.day),
+                    r.successful,
+                    r.failed,
+                    r.reports
+                )?;
+            }
+        }
+        ListFormat::Json => {
+            let docs: Vec<serde_json::Value> = domains
+                .iter()
+                .map(|d| {
+                    let days: Vec<_> = rows
+                        .iter()
+                        .filter(|r| &r.domain == d)
+                        .map(|r| serde_json::json!({"day": day(r.day), "successful": r.successful, "failed": r.failed, "reports": r.reports}))
+                        .collect();
+                    let mut failures = serde_json::Map::new();
+                    for (_, name, _) in BREAKDOWNS {
+                        let list: Vec<_> = breakdowns
+                            .get(&(d.clone(), name))
+                            .map(|v| v.iter().map(|(k, n)| serde_json::json!({"key": k, "failed": n})).collect())
+                            .unwrap_or_default();
+                        failures.insert(name.to_owned(), serde_json::Value::Array(list));
+                    }
+                    serde_json::json!({"domain": d, "days": days, "failures": failures})
+                })
+                .collect();
+            serde_json::to_writer_pretty(
+                &mut out,
+                &serde_json::json!({"since": day(since), "domains": docs}),
+            )?;
+            writeln!(out)?;
+        }
+        ListFormat::Text => {
+            if domains.is_empty() {
+                writeln!(
+                    out,
+                    "No reports since {}{}.",
+                    day(since),
+                    domain.map(|d| format!(" for {d}")).unwrap_or_default()
+                )?;
+            }
+            for d in &domains {
+                let mine: Vec<_> = rows.iter().filter(|r| &r.domain == d).collect();
+                let ok: i64 = mine.iter().map(|r| r.successful).sum();
+                let failed: i64 = mine.iter().map(|r| r.failed).sum();
+                let total = ok + failed;
+                let pct = if total > 0 { 100.0 * failed as f64 / total as f64 } else { 0.0 };
+                let name = if d.is_empty() { "(no policy domain)" } else { d.as_str() };
+                writeln!(
+                    out,
+                    "{name}: {ok} successful, {failed} failed sessions ({pct:.2}% failed) since {}",
+                    day(since)
+                )?;
+                writeln!(
+                    out,
+                    "  {:<10}  {:>10}  {:>7}  {:>7}",
+                    "day", "successful", "failed", "reports"
+                )?;
+                for r in &mine {
+                    writeln!(
+                        out,
+                        "  {:<10}  {:>10}  {:>7}  {:>7}",
+                        day(r.day),
+                        r.successful,
+                        r.failed,
+                        r.reports
+                    )?;
+                }
+                for (_, name, title) in BREAKDOWNS {
+                    if let Some(list) = breakdowns.get(&(d.clone(), name)) {
+                        let shown: Vec<String> =
+                            list.iter().take(10).map(|(k, n)| format!("{k} {n}")).collect();
+                        writeln!(out, "  failures {title}: {}", shown.join(", "))?;
+                    }
+                }
+                writeln!(out)?;
+            }
+        }
+    }
+    Ok(0)
+}

@@ -1,0 +1,136 @@
+//! `mtasts report`: ingest's exit statuses for a Postfix `pipe`, maildir and mbox inputs, and
+//! the listings.
+
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+fn data(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../reports/tests/data").join(name)
+}
+
+fn mtasts(db: &str, args: &[&str]) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_mtasts"));
+    cmd.arg("report").args(args).env("MTASTS_REPORTS_DB", db);
+    cmd
+}
+
+fn text(out: &Output) -> String {
+    format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
+}
+
+fn piped(mut cmd: Command, input: &[u8]) -> Output {
+    let mut child =
+        cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    child.stdin.take().unwrap().write_all(input).unwrap();
+    child.wait_with_output().unwrap()
+}
+
+const GOOGLE: &str = "mox__testdata__tlsreports__example.eml";
+const MICROSOFT: &str = "mox__testdata__tlsreports__microsoft.eml";
+
+#[test]
+fn ingest_exit_statuses_for_a_pipe_transport() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}", dir.path().join("r.db").display());
+    // One message on stdin, as Postfix's pipe(8) delivers it: stored, exit 0.
+    let out = piped(mtasts(&db, &["ingest", "--json"]), &std::fs::read(data(GOOGLE)).unwrap());
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let line: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(line["duplicate"], false);
+    assert_eq!(line["domains"][0], "test.xmox.nl");
+    // Again: already stored, still 0 (the sender must not retry).
+    let out = piped(mtasts(&db, &["ingest"]), &std::fs::read(data(GOOGLE)).unwrap());
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(text(&out).contains("already stored report 1"), "{}", text(&out));
+    // Not a report: 65 (EX_DATAERR, bounced), the reason on stderr.
+    let out = piped(mtasts(&db, &["ingest"]), b"From: a@example.com\nSubject: hi\n\nhello\n");
+    assert_eq!(out.status.code(), Some(65), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("not a TLS-RPT report"),
+        "{}",
+        text(&out)
+    );
+    // Too large: 65 too.
+    let out = piped(
+        mtasts(&db, &["ingest", "--max-message", "1000"]),
+        &std::fs::read(data(MICROSOFT)).unwrap(),
+    );
+    assert_eq!(out.status.code(), Some(65), "{}", text(&out));
+    assert!(text(&out).contains("-byte limit"), "{}", text(&out));
+    // The database is down: 75 (EX_TEMPFAIL, Postfix retries), said once.
+    let dead = "postgres://postgres@127.0.0.1:9/test";
+    let out = piped(mtasts(dead, &["ingest"]), &std::fs::read(data(GOOGLE)).unwrap());
+    assert_eq!(out.status.code(), Some(75), "{}", text(&out));
+    assert_eq!(String::from_utf8_lossy(&out.stderr).lines().count(), 1, "{}", text(&out));
+}
+
+#[test]
+fn maildir_and_mbox_inputs() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}", dir.path().join("r.db").display());
+    let maildir = dir.path().join("Maildir");
+    for sub in ["new", "cur", "tmp"] {
+        std::fs::create_dir_all(maildir.join(sub)).unwrap();
+    }
+    std::fs::copy(data(GOOGLE), maildir.join("new/1.eml")).unwrap();
+    std::fs::copy(data(MICROSOFT), maildir.join("cur/2.eml:2,S")).unwrap();
+    std::fs::write(maildir.join("new/3.eml"), "From: x@example.com\nSubject: spam\n\nbuy\n")
+        .unwrap();
+    let done = dir.path().join("done");
+    let out = mtasts(
+        &db,
+        &["ingest", "--move-processed", done.to_str().unwrap(), maildir.to_str().unwrap()],
+    )
+    .output()
+    .unwrap();
+    // One message was not a report: 65; the two reports are stored and moved, the spam stays.
+    assert_eq!(out.status.code(), Some(65), "{}", text(&out));
+    assert!(done.join("1.eml").exists() && done.join("2.eml:2,S").exists(), "{}", text(&out));
+    assert!(maildir.join("new/3.eml").exists());
+
+    // An mbox of two messages, one already stored.
+    let mut mbox = Vec::new();
+    for name in [GOOGLE, "stalwart-mail-auth__resources__tlsrpt__rpt01.eml"] {
+        mbox.extend_from_slice(b"From sender@example.net Thu Dec  3 10:00:00 2026\n");
+        mbox.extend_from_slice(&std::fs::read(data(name)).unwrap());
+        mbox.extend_from_slice(b"\n");
+    }
+    let file = dir.path().join("reports.mbox");
+    std::fs::write(&file, mbox).unwrap();
+    let out = mtasts(&db, &["ingest", file.to_str().unwrap()]).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let t = text(&out);
+    assert!(
+        t.contains("reports.mbox#1: already stored") && t.contains("reports.mbox#2: stored"),
+        "{t}"
+    );
+
+    let out = mtasts(&db, &["list", "--format", "json"]).output().unwrap();
+    let rows: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(rows.as_array().unwrap().len(), 3, "{rows}");
+    let out = mtasts(
+        &db,
+        &["summary", "--days", "100000", "--domain", "company-y.example", "--format", "json"],
+    )
+    .output()
+    .unwrap();
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let d = &doc["domains"][0];
+    assert_eq!(d["days"][0]["failed"], 303, "{doc}");
+    assert_eq!(d["failures"]["result_type"][0]["key"], "starttls-not-supported", "{doc}");
+    let out = mtasts(&db, &["summary", "--days", "100000", "--format", "csv"]).output().unwrap();
+    let csv = String::from_utf8_lossy(&out.stdout);
+    assert!(csv.starts_with("domain,day,successful,failed,reports\n"), "{csv}");
+    assert!(csv.contains("company-y.example,2016-04-01,5326,303,1"), "{csv}");
+    let out = mtasts(&db, &["show", "1", "--raw"]).output().unwrap();
+    let raw: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(raw["organization-name"], "Google Inc.");
+    let out = mtasts(&db, &["show", "99"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    // Reading commands never create a database.
+    let typo = format!("sqlite://{}", dir.path().join("typo.db").display());
+    let out = mtasts(&typo, &["list"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(!Path::new(&dir.path().join("typo.db")).exists());
+}
