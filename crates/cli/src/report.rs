@@ -6,6 +6,7 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::{Args, Subcommand, ValueEnum};
+use mtasts_reports::http::HttpLimits;
 use mtasts_reports::source::{self, Item};
 use mtasts_reports::{IngestError, Ingestor, Limits};
 use mtasts_store::reports::{FailureKey, ReportStore};
@@ -70,6 +71,40 @@ pub(crate) enum ReportCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Receive reports by HTTPS POST (RFC 8460 §5.4): `application/tlsrpt+gzip` or
+    /// `+json` at any path, committed before the 200; duplicates acknowledged and stored once.
+    ///
+    /// Publish `rua=https://HOST/v1/tlsrpt` (any path works). Serve TLS with --tls-cert and
+    /// --tls-key, or --plain behind a reverse proxy that terminates TLS.
+    Receive {
+        /// Address to listen on, e.g. 0.0.0.0:443 or [::]:8443.
+        #[arg(long, value_name = "ADDR")]
+        listen: std::net::SocketAddr,
+        /// Certificate chain (PEM), leaf first.
+        #[arg(long, value_name = "FILE", requires = "tls_key", required_unless_present = "plain")]
+        tls_cert: Option<PathBuf>,
+        /// Private key (PEM).
+        #[arg(long, value_name = "FILE", requires = "tls_cert")]
+        tls_key: Option<PathBuf>,
+        /// Plain HTTP, for use behind a reverse proxy that terminates TLS.
+        #[arg(long, conflicts_with_all = ["tls_cert", "tls_key"])]
+        plain: bool,
+        /// Reports one client address may post per minute.
+        #[arg(long, default_value_t = 60, value_name = "N")]
+        per_client_per_minute: u32,
+        /// Seconds allowed for a request body to arrive (slow clients are cut off).
+        #[arg(long, default_value_t = 30, value_name = "SECONDS")]
+        body_timeout: u64,
+        /// Largest body accepted, in bytes (compressed).
+        #[arg(long, default_value_t = Limits::default().max_message, value_name = "BYTES")]
+        max_message: usize,
+        /// Largest report after decompression, in bytes.
+        #[arg(long, default_value_t = Limits::default().max_report, value_name = "BYTES")]
+        max_report: usize,
+        /// The database (created if missing).
+        #[arg(long, env = "MTASTS_REPORTS_DB", default_value = DEFAULT_DB)]
+        db: String,
+    },
     /// List stored reports, newest first.
     List {
         /// Only reports with a policy for this domain.
@@ -119,6 +154,24 @@ pub(crate) async fn run(args: ReportArgs) -> anyhow::Result<u8> {
         ReportCommand::Ingest { inputs, db, max_message, max_report, move_processed, json } => {
             let limits = Limits { max_message, max_report };
             ingest(&db, inputs, limits, move_processed.as_deref(), json).await
+        }
+        ReportCommand::Receive {
+            listen,
+            tls_cert,
+            tls_key,
+            plain: _,
+            per_client_per_minute,
+            body_timeout,
+            max_message,
+            max_report,
+            db,
+        } => {
+            let limits = Limits { max_message, max_report };
+            let http = HttpLimits {
+                per_client_per_minute,
+                body_timeout: std::time::Duration::from_secs(body_timeout),
+            };
+            receive(&db, listen, tls_cert.zip(tls_key), limits, http).await
         }
         ReportCommand::List { domain, limit, format, db } => {
             list(&open(&db).await?, domain.as_deref(), limit, format).await
@@ -235,6 +288,50 @@ async fn ingest(
         }
     }
     Ok(status)
+}
+
+async fn receive(
+    db: &str,
+    listen: std::net::SocketAddr,
+    tls: Option<(PathBuf, PathBuf)>,
+    limits: Limits,
+    http: HttpLimits,
+) -> anyhow::Result<u8> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let acceptor = match &tls {
+        Some((cert, key)) => {
+            let chain = CertificateDer::pem_file_iter(cert)
+                .and_then(Iterator::collect::<Result<Vec<_>, _>>)
+                .map_err(|e| {
+                    anyhow::anyhow!("cannot read the certificate {}: {e}", cert.display())
+                })?;
+            anyhow::ensure!(!chain.is_empty(), "{} holds no certificate", cert.display());
+            let key = PrivateKeyDer::from_pem_file(key)
+                .map_err(|e| anyhow::anyhow!("cannot read the key {}: {e}", key.display()))?;
+            Some(mtasts_reports::http::tls_acceptor(chain, key).map_err(|e| {
+                anyhow::anyhow!("the certificate and key do not work together: {e}")
+            })?)
+        }
+        None => None,
+    };
+    let url: DatabaseUrl = db.parse()?;
+    let store = ReportStore::with_database(Database::open(&url).await?).await?;
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("cannot listen on {listen}"))?;
+    let scheme = if acceptor.is_some() { "https" } else { "http" };
+    eprintln!(
+        "mtasts report receive: {scheme}://{} into {}",
+        listener.local_addr().unwrap_or(listen),
+        store.database()
+    );
+    let app = mtasts_reports::http::router(Ingestor::new(store, limits), http);
+    mtasts_reports::http::serve(listener, acceptor, app, async {
+        let _ = tokio::signal::ctrl_c().await;
+    })
+    .await?;
+    Ok(0)
 }
 
 fn move_done(item: &Item, to: Option<&std::path::Path>) -> anyhow::Result<()> {

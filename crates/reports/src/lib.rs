@@ -8,6 +8,7 @@
 //! - [`ingest`]: intake, then storage, with outcomes a Postfix `pipe` transport understands.
 #![warn(missing_docs)]
 
+pub mod http;
 pub mod ingest;
 pub mod intake;
 pub mod record;

@@ -134,3 +134,39 @@ fn maildir_and_mbox_inputs() {
     assert_eq!(out.status.code(), Some(2));
     assert!(!Path::new(&dir.path().join("typo.db")).exists());
 }
+
+/// `report receive --plain` (behind a proxy): a POSTed report is stored and listed; a bad one
+/// is refused with the reason.
+#[test]
+fn receive_over_http_then_list() {
+    use std::io::{BufRead, Read};
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}", dir.path().join("r.db").display());
+    let mut child = mtasts(&db, &["receive", "--plain", "--listen", "127.0.0.1:0"])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = std::io::BufReader::new(child.stderr.take().unwrap());
+    let mut first = String::new();
+    stderr.read_line(&mut first).unwrap();
+    let addr =
+        first.split("http://").nth(1).and_then(|r| r.split_whitespace().next()).unwrap().to_owned();
+    let post = |ct: &str, body: &[u8]| -> String {
+        let mut s = std::net::TcpStream::connect(&addr).unwrap();
+        write!(s, "POST /v1/tlsrpt HTTP/1.1\r\nHost: x\r\nContent-Type: {ct}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n", body.len()).unwrap();
+        s.write_all(body).unwrap();
+        let mut response = String::new();
+        s.read_to_string(&mut response).unwrap();
+        response
+    };
+    let gz = std::fs::read(data("mox__testdata__tlsreports__microsoft_extracted.json.gz")).unwrap();
+    let ok = post("application/tlsrpt+gzip", &gz);
+    assert!(ok.starts_with("HTTP/1.1 200"), "{ok}");
+    let bad = post("application/json", b"{}");
+    assert!(bad.starts_with("HTTP/1.1 415") && bad.contains("RFC 8460 §5.4"), "{bad}");
+    let out = mtasts(&db, &["list", "--format", "csv"]).output().unwrap();
+    let csv = String::from_utf8_lossy(&out.stdout);
+    assert!(csv.contains("Microsoft Corporation") && csv.contains(",https,"), "{csv}");
+    child.kill().unwrap();
+    child.wait().unwrap();
+}

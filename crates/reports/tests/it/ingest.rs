@@ -7,12 +7,12 @@ use mtasts_reports::{IngestError, Ingestor};
 use mtasts_store::reports::{FailureKey, ReportStore};
 use mtasts_store::testing::TestDb;
 
-fn data(name: &str) -> Vec<u8> {
+pub(crate) fn data(name: &str) -> Vec<u8> {
     std::fs::read(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data").join(name)).unwrap()
 }
 
 /// The JSON samples live with the report parser's tests.
-fn json_sample(name: &str) -> Vec<u8> {
+pub(crate) fn json_sample(name: &str) -> Vec<u8> {
     std::fs::read(
         PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../proto/tests/data/tlsrpt").join(name),
     )

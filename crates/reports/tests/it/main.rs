@@ -2,4 +2,5 @@
 //! SQLite and PostgreSQL (one integration binary).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod https;
 mod ingest;

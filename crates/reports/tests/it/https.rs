@@ -1,0 +1,135 @@
+//! The HTTPS intake over real TLS (test CA), against the real store.
+
+use std::sync::Arc;
+
+use mtasts_reports::http::{HttpLimits, router, serve, tls_acceptor};
+use mtasts_reports::{Ingestor, Limits};
+use mtasts_store::reports::ReportStore;
+use mtasts_store::testing::TestDb;
+use mtasts_testkit::ca::{CertSpec, TestCa};
+
+use crate::ingest::{data, json_sample};
+
+struct Receiver {
+    url: String,
+    client: reqwest::Client,
+    store: ReportStore,
+    _db: TestDb,
+    _stop: tokio::sync::oneshot::Sender<()>,
+}
+
+async fn receiver(limits: HttpLimits) -> Receiver {
+    let db = TestDb::sqlite();
+    let store = ReportStore::with_database(db.database().await).await.unwrap();
+    let ca = TestCa::new("Reports Test CA");
+    let cert = ca.issue(&CertSpec::valid_for(&["reports.test"]));
+    let acceptor = tls_acceptor(cert.chain.clone(), cert.key_der()).unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let app = router(
+        Ingestor::new(store.clone(), Limits { max_message: 1 << 20, max_report: 1 << 20 }),
+        limits,
+    );
+    tokio::spawn(serve(listener, Some(acceptor), app, async move {
+        let _ = stopped.await;
+    }));
+    let tls = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(ca.root_store())
+    .with_no_client_auth();
+    let client = reqwest::Client::builder()
+        .tls_backend_preconfigured(tls)
+        .resolve("reports.test", addr)
+        .build()
+        .unwrap();
+    Receiver {
+        url: format!("https://reports.test:{}/v1/tlsrpt", addr.port()),
+        client,
+        store,
+        _db: db,
+        _stop: stop,
+    }
+}
+
+impl Receiver {
+    async fn post(&self, content_type: &str, body: Vec<u8>) -> (u16, String) {
+        let r = self
+            .client
+            .post(&self.url)
+            .header("content-type", content_type)
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        (r.status().as_u16(), r.text().await.unwrap())
+    }
+}
+
+/// The same report by HTTPS and by mail ends in the same rows; HTTPS then mail is one report.
+#[tokio::test]
+async fn https_and_mail_store_the_same_report_once() {
+    let rx = receiver(HttpLimits::default()).await;
+    let gz = data("mox__testdata__tlsreports__example_google_extracted.json.gz");
+    let (status, body) = rx.post("application/tlsrpt+gzip", gz.clone()).await;
+    assert_eq!(status, 200, "{body}");
+    let doc: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(doc["duplicate"], false);
+    let id = doc["id"].as_i64().unwrap();
+    // Committed before the 200: it is there now.
+    let via_https = rx.store.get(id).await.unwrap().expect("stored before the 2xx");
+    assert_eq!(via_https.row.channel, "https");
+    assert_eq!(via_https.submitter.as_deref(), Some("127.0.0.1"));
+
+    // The mail carrying the same report, into a second database: the same rows.
+    let other = TestDb::sqlite();
+    let mail_store = ReportStore::with_database(other.database().await).await.unwrap();
+    let ing = Ingestor::new(mail_store.clone(), Limits::default());
+    let by_mail =
+        ing.mail(&data("mox__testdata__tlsreports__example.eml"), 1).await.unwrap().remove(0);
+    let via_mail = mail_store.get(by_mail.id).await.unwrap().unwrap();
+    assert_eq!(via_mail.report_json, via_https.report_json);
+    assert_eq!(via_mail.raw_json, via_https.raw_json);
+    assert_eq!(mail_store.days(None, 0).await.unwrap(), rx.store.days(None, 0).await.unwrap());
+
+    // The same report again by HTTPS: acknowledged, stored once.
+    let (status, body) = rx.post("application/tlsrpt+gzip", gz).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("\"duplicate\":true"), "{body}");
+    assert_eq!(rx.store.count().await.unwrap(), 1);
+    let (status, _) =
+        rx.post("application/tlsrpt+json", json_sample("parsedmarc__smtp_tls__rfc8460.json")).await;
+    assert_eq!(status, 200);
+    assert_eq!(rx.store.count().await.unwrap(), 2);
+}
+
+#[tokio::test]
+async fn refusals_say_why_and_store_nothing() {
+    let rx = receiver(HttpLimits { per_client_per_minute: 5, ..HttpLimits::default() }).await;
+    let mut bomb = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+    std::io::Write::write_all(&mut bomb, &vec![b'{'; 8 << 20]).unwrap();
+    for (ct, body, status, words) in [
+        ("text/plain", b"{}".to_vec(), 415, "is not a TLS-RPT report type"),
+        ("application/tlsrpt+gzip", bomb.finish().unwrap(), 413, "gzip bomb"),
+        ("application/tlsrpt+json", vec![b' '; 2 << 20], 413, "limit"),
+        (
+            "application/tlsrpt+json",
+            b"{\"organization-name\": 1}".to_vec(),
+            400,
+            "organization-name",
+        ),
+    ] {
+        let (got, text) = rx.post(ct, body).await;
+        assert_eq!(got, status, "{ct}: {text}");
+        assert!(text.contains(words), "{ct}: {text}");
+    }
+    assert_eq!(rx.store.count().await.unwrap(), 0);
+    // The fifth request from this client is still served; the sixth within the minute is not.
+    let (got, _) = rx.post("text/plain", vec![]).await;
+    assert_eq!(got, 415);
+    let (got, text) = rx.post("application/tlsrpt+json", vec![]).await;
+    assert_eq!(got, 429, "{text}");
+}
