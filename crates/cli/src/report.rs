@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::{Args, Subcommand, ValueEnum};
 use mtasts_reports::http::HttpLimits;
+use mtasts_reports::readiness::{Criteria, Evidence};
 use mtasts_reports::source::{self, Item};
 use mtasts_reports::{IngestError, Ingestor, Limits};
 use mtasts_store::reports::{FailureKey, ReportStore};
@@ -105,6 +106,35 @@ pub(crate) enum ReportCommand {
         #[arg(long, env = "MTASTS_REPORTS_DB", default_value = DEFAULT_DB)]
         db: String,
     },
+    /// May DOMAIN move from mode: testing to mode: enforce? Judged from the reports: days of
+    /// clean data, failures by kind, reporters seen, senders on a stale policy.
+    ///
+    /// Exit status: 0 ready, 1 not ready (the reasons are printed), 2 could not judge.
+    Readiness {
+        /// The policy domain.
+        domain: String,
+        /// The policy file published now (to find senders on an older one).
+        #[arg(long, value_name = "FILE")]
+        policy: Option<PathBuf>,
+        /// Days of clean report data needed.
+        #[arg(long, default_value_t = Criteria::default().clean_days)]
+        clean_days: u32,
+        /// Largest failure rate accepted, 0 to 1 (0: no failures).
+        #[arg(long, default_value_t = 0.0)]
+        max_failure_rate: f64,
+        /// Distinct reporting organisations needed.
+        #[arg(long, default_value_t = Criteria::default().min_reporters)]
+        min_reporters: usize,
+        /// Days of data to look at.
+        #[arg(long, default_value_t = 60)]
+        days: i64,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = ListFormat::Text)]
+        format: ListFormat,
+        /// The database.
+        #[arg(long, env = "MTASTS_REPORTS_DB", default_value = DEFAULT_DB)]
+        db: String,
+    },
     /// List stored reports, newest first.
     List {
         /// Only reports with a policy for this domain.
@@ -172,6 +202,19 @@ pub(crate) async fn run(args: ReportArgs) -> anyhow::Result<u8> {
                 body_timeout: std::time::Duration::from_secs(body_timeout),
             };
             receive(&db, listen, tls_cert.zip(tls_key), limits, http).await
+        }
+        ReportCommand::Readiness {
+            domain,
+            policy,
+            clean_days,
+            max_failure_rate,
+            min_reporters,
+            days,
+            format,
+            db,
+        } => {
+            let criteria = Criteria { clean_days, max_failure_rate, min_reporters };
+            readiness(&open(&db).await?, &domain, policy.as_deref(), criteria, days, format).await
         }
         ReportCommand::List { domain, limit, format, db } => {
             list(&open(&db).await?, domain.as_deref(), limit, format).await
@@ -332,6 +375,61 @@ async fn receive(
     })
     .await?;
     Ok(0)
+}
+
+async fn readiness(
+    store: &ReportStore,
+    domain: &str,
+    policy: Option<&std::path::Path>,
+    criteria: Criteria,
+    days: i64,
+    format: ListFormat,
+) -> anyhow::Result<u8> {
+    let domain = mtasts_proto::DomainName::from_user_input(domain.trim())
+        .map_err(|e| anyhow::anyhow!("{domain:?} is not a domain name: {e}"))?;
+    let current_policy = match policy {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?;
+            Some(text.lines().map(str::to_owned).collect())
+        }
+        None => None,
+    };
+    let today = now() - now().rem_euclid(86_400);
+    let since = today - days.max(1) * 86_400;
+    let d = domain.as_str();
+    let evidence = Evidence {
+        days: store.days(Some(d), since).await?,
+        failures_by_type: store
+            .failures(FailureKey::ResultType, Some(d), since)
+            .await?
+            .into_iter()
+            .map(|g| (g.key, g.failed))
+            .collect(),
+        policies_seen: store.policies_seen(d, since).await?,
+        current_policy,
+    };
+    let verdict = mtasts_reports::readiness::judge(&evidence, &criteria, today);
+    let mut out = std::io::stdout().lock();
+    if format == ListFormat::Text {
+        let word =
+            if verdict.ready { "ready for mode: enforce" } else { "not ready for mode: enforce" };
+        writeln!(out, "{d}: {word}")?;
+        for r in &verdict.reasons {
+            let mark = if r.blocking { "  ✗" } else { "  ✓" };
+            writeln!(out, "{mark} {}  [{}]", r.message, r.code)?;
+        }
+        if !verdict.reporters.is_empty() {
+            writeln!(out, "  reporters: {}", verdict.reporters.join(", "))?;
+        }
+    } else {
+        serde_json::to_writer_pretty(
+            &mut out,
+            &serde_json::json!({"domain": d, "verdict": verdict}),
+        )?;
+        writeln!(out)?;
+    }
+    Ok(if verdict.ready { 0 } else { 1 })
 }
 
 fn move_done(item: &Item, to: Option<&std::path::Path>) -> anyhow::Result<()> {

@@ -11,6 +11,7 @@
 pub mod http;
 pub mod ingest;
 pub mod intake;
+pub mod readiness;
 pub mod record;
 pub mod source;
 

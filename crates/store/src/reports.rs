@@ -199,6 +199,21 @@ pub struct FailureGroup {
     pub failed: i64,
 }
 
+/// A policy as one organisation reported it.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct PolicySeen {
+    /// `organization-name`.
+    pub organization: String,
+    /// `policy-type`.
+    pub policy_type: String,
+    /// `policy-string`, JSON array.
+    pub policy_strings_json: String,
+    /// The last UTC day it was reported, unix seconds.
+    pub last_day: i64,
+    /// Sessions under it.
+    pub sessions: i64,
+}
+
 /// What to group failures by.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum FailureKey {
@@ -533,6 +548,39 @@ impl ReportStore {
             Ok(rows
                 .into_iter()
                 .map(|(domain, key, failed)| FailureGroup { domain, key, failed })
+                .collect())
+        })
+    }
+
+    /// Per reporting organisation: the policy strings it reported for `domain` from `since`,
+    /// with the last day it reported them and the sessions under them.
+    pub async fn policies_seen(
+        &self,
+        domain: &str,
+        since: i64,
+    ) -> Result<Vec<PolicySeen>, ReportStoreError> {
+        const Q: &str = "SELECT r.organization, p.policy_type, p.policy_strings_json, MAX(p.day) AS last_day, \
+             CAST(SUM(p.successful + p.failed) AS BIGINT) AS sessions FROM tlsrpt_policies p \
+             JOIN tlsrpt_reports r ON r.id = p.report WHERE p.policy_domain = $1 AND p.day >= $2 \
+             GROUP BY r.organization, p.policy_type, p.policy_strings_json ORDER BY r.organization, last_day";
+        on_pool!(self, |pool| {
+            let rows: Vec<(String, String, String, i64, i64)> = sqlx::query_as(Q)
+                .bind(domain)
+                .bind(since)
+                .fetch_all(pool)
+                .await
+                .map_err(|e| self.err(e))?;
+            Ok(rows
+                .into_iter()
+                .map(|(organization, policy_type, policy_strings_json, last_day, sessions)| {
+                    PolicySeen {
+                        organization,
+                        policy_type,
+                        policy_strings_json,
+                        last_day,
+                        sessions,
+                    }
+                })
                 .collect())
         })
     }

@@ -170,3 +170,38 @@ fn receive_over_http_then_list() {
     child.kill().unwrap();
     child.wait().unwrap();
 }
+
+/// `report readiness`: reports from 2016 are long stopped and had failures: not ready, exit 1,
+/// the reasons in JSON.
+#[test]
+fn readiness_says_why_not() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}", dir.path().join("r.db").display());
+    let out = mtasts(
+        &db,
+        &["ingest", data("stalwart-mail-auth__resources__tlsrpt__rpt01.eml").to_str().unwrap()],
+    )
+    .output()
+    .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let out =
+        mtasts(&db, &["readiness", "company-y.example", "--days", "100000", "--format", "json"])
+            .output()
+            .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(doc["verdict"]["ready"], false);
+    let codes: Vec<&str> = doc["verdict"]["reasons"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["code"].as_str().unwrap())
+        .collect();
+    assert!(codes.contains(&"failures") && codes.contains(&"reports-stopped"), "{codes:?}");
+    let out = mtasts(&db, &["readiness", "company-y.example"]).output().unwrap();
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("no TLS-RPT reports yet"),
+        "{}",
+        text(&out)
+    );
+}
