@@ -12,8 +12,9 @@ pub const MAX_LINE: usize = 4096;
 /// One entry of the input.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum InputLine {
-    /// A valid domain, lower-case A-labels.
-    Domain(String),
+    /// A valid domain, lower-case A-labels, and the text as the user wrote it when that differs
+    /// (`bücher.example`, `Example.COM.`): reports keep what the user wrote (issue 10).
+    Domain(String, Option<String>),
     /// A line that is not a domain name.
     Invalid {
         /// 1-based line number.
@@ -203,7 +204,10 @@ impl<R: BufRead> Iterator for InputReader<R> {
                 return Some(Ok(self.invalid(trimmed, "empty domain")));
             }
             return Some(Ok(match DomainName::from_user_input(&candidate) {
-                Ok(d) => InputLine::Domain(d.as_str().to_owned()),
+                Ok(d) => {
+                    let typed = (candidate != d.as_str()).then(|| candidate.clone());
+                    InputLine::Domain(d.as_str().to_owned(), typed)
+                }
                 Err(e) => self.invalid(&candidate, e.to_string()),
             }));
         }
@@ -223,8 +227,11 @@ mod tests {
     fn lines_comments_idn_and_garbage() {
         let got =
             read("# list\n\nExample.COM.\n  bücher.example \r\n192.0.2.1\nnot a domain\nx..y\n");
-        assert_eq!(got[0], InputLine::Domain("example.com".into()));
-        assert_eq!(got[1], InputLine::Domain("xn--bcher-kva.example".into()));
+        assert_eq!(got[0], InputLine::Domain("example.com".into(), Some("Example.COM.".into())));
+        assert_eq!(
+            got[1],
+            InputLine::Domain("xn--bcher-kva.example".into(), Some("bücher.example".into()))
+        );
         assert!(matches!(&got[2], InputLine::Invalid { line: 5, raw, .. } if raw == "192.0.2.1"));
         assert!(matches!(&got[3], InputLine::Invalid { line: 6, .. }));
         assert!(matches!(&got[4], InputLine::Invalid { line: 7, .. }));
@@ -240,7 +247,7 @@ mod tests {
         assert!(
             matches!(&got[1], InputLine::Invalid { reason, .. } if reason.contains("longer than"))
         );
-        assert_eq!(got[2], InputLine::Domain("ok.example".into()));
+        assert_eq!(got[2], InputLine::Domain("ok.example".into(), None));
     }
 
     #[test]
@@ -248,8 +255,8 @@ mod tests {
         let input = "rank,\"Domain\",note\n1,example.com,x\n2,\"b.example\",\"a, b\"\n3\n";
         let got: Vec<_> =
             InputReader::csv(input.as_bytes(), "domain").map(Result::unwrap).collect();
-        assert_eq!(got[0], InputLine::Domain("example.com".into()));
-        assert_eq!(got[1], InputLine::Domain("b.example".into()));
+        assert_eq!(got[0], InputLine::Domain("example.com".into(), None));
+        assert_eq!(got[1], InputLine::Domain("b.example".into(), None));
         assert!(matches!(&got[2], InputLine::Invalid { .. }));
         let err = InputReader::csv(input.as_bytes(), "host").next().unwrap();
         assert!(matches!(err, Err(InputError::NoSuchColumn { .. })));

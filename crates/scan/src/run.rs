@@ -246,7 +246,7 @@ impl Scan {
             let mut domains = Vec::with_capacity(batch.len());
             for line in batch {
                 match line {
-                    InputLine::Domain(d) => domains.push(d),
+                    InputLine::Domain(d, typed) => domains.push((d, typed)),
                     InputLine::Invalid { raw, .. } => {
                         // No network: the name is rejected before any lookup.
                         let report = self.checker.check(&raw).await;
@@ -258,7 +258,7 @@ impl Scan {
                 }
             }
             stats.read += domains.len() as u64;
-            stats.queued += self.store.enqueue(self.run, &domains).await?;
+            stats.queued += self.store.enqueue_inputs(self.run, &domains).await?;
             self.progress.queued.store(stats.queued, Ordering::Relaxed);
         }
         // The channel also closes when the reader panics: only a reader that ran to the end
@@ -305,7 +305,7 @@ impl Scan {
         tx: mpsc::Sender<Msg>,
         held: &Mutex<HashSet<i64>>,
     ) -> Result<(), ScanError> {
-        let mut buffer: std::collections::VecDeque<(i64, String)> =
+        let mut buffer: std::collections::VecDeque<(i64, String, Option<String>)> =
             std::collections::VecDeque::new();
         let mut in_flight = FuturesUnordered::new();
         let mut last_progress = Instant::now() - Duration::from_secs(60);
@@ -320,14 +320,18 @@ impl Scan {
                     let mut h = held.lock().unwrap_or_else(PoisonError::into_inner);
                     for c in claims {
                         h.insert(c.seq);
-                        buffer.push_back((c.seq, c.domain));
+                        buffer.push_back((c.seq, c.domain, c.input));
                     }
                 }
-                let Some((seq, domain)) = buffer.pop_front() else { break };
+                let Some((seq, domain, typed)) = buffer.pop_front() else { break };
                 let checker = self.checker.clone();
                 let deadline = self.config.deadline;
                 in_flight.push(async move {
-                    let report = checker.check_with_deadline(&domain, deadline).await;
+                    let mut report = checker.check_with_deadline(&domain, deadline).await;
+                    // The report says what the user wrote; `domain` is the A-label checked.
+                    if let Some(typed) = typed {
+                        report.input = typed;
+                    }
                     (seq, result_row(&report))
                 });
             }

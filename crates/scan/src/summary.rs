@@ -30,6 +30,8 @@ pub struct Summary {
     pub total: u64,
     /// Input lines that are not domain names (`invalid-name`).
     pub invalid_lines: u64,
+    /// The first [`INVALID_EXAMPLES`] of those lines, as given.
+    pub invalid_examples: Vec<String>,
     /// Domains per category (every category present, zero or not).
     pub by_category: BTreeMap<Category, u64>,
     /// Domains per grade.
@@ -66,9 +68,40 @@ pub struct SummaryBuilder {
     seen: u64,
 }
 
+/// The warning and error findings of a check report (JSON), at most [`FINDINGS_KEPT`], as a
+/// JSON array of objects with `severity`, `code`, `subject`, `message`, `fix`, `fix_policy` and
+/// `fix_records` (the check JSON's finding keys); `[]` when the report does not parse.
+pub fn problem_findings(report_json: &str) -> String {
+    let Ok(report) = serde_json::from_str::<serde_json::Value>(report_json) else {
+        return "[]".to_owned();
+    };
+    let keys = ["severity", "code", "subject", "message", "fix", "fix_policy", "fix_records"];
+    let kept: Vec<serde_json::Value> = report["findings"]
+        .as_array()
+        .map(|all| {
+            all.iter()
+                .filter(|f| matches!(f["severity"].as_str(), Some("warning" | "error")))
+                .take(FINDINGS_KEPT)
+                .map(|f| {
+                    let mut m = serde_json::Map::new();
+                    for k in keys {
+                        if let Some(v) = f.get(k) {
+                            m.insert(k.to_owned(), v.clone());
+                        }
+                    }
+                    serde_json::Value::Object(m)
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    serde_json::Value::Array(kept).to_string()
+}
+
 /// The summary of a whole run (every worker's results), streamed from the store so memory
-/// does not grow with the run, and the first `keep_problems` domains with errors or warnings
-/// (without their report JSON), worst first: most errors, then most warnings, then by name.
+/// does not grow with the run, and the first `keep_problems` domains with errors or warnings,
+/// worst first: most errors, then most warnings, then by name. Input lines that are not domain
+/// names are not among them (the summary counts them apart). A kept row's `report_json` is
+/// cut down to its warning and error findings ([`problem_findings`]), so the rows stay small.
 pub async fn summarize(
     store: &ScanStore,
     run: RunId,
@@ -82,9 +115,10 @@ pub async fn summarize(
         let mut row = row?;
         builder.add(&row);
         if problems.len() < keep_problems
+            && row.category != Category::InvalidName
             && (!row.error_codes.is_empty() || !row.warning_codes.is_empty())
         {
-            row.report_json = String::new();
+            row.report_json = problem_findings(&row.report_json);
             problems.push(row);
         }
     }
@@ -98,6 +132,12 @@ pub async fn summarize(
     Ok((builder.finish(), problems))
 }
 
+/// Invalid input lines kept as examples for the reports.
+pub const INVALID_EXAMPLES: usize = 20;
+
+/// Findings kept per problem domain for the HTML report.
+pub const FINDINGS_KEPT: usize = 20;
+
 /// Timings kept for percentiles (reservoir sampling beyond this).
 const TIMING_SAMPLES: usize = 10_000;
 
@@ -107,6 +147,9 @@ impl SummaryBuilder {
         let s = &mut self.summary;
         if row.category == Category::InvalidName {
             s.invalid_lines += 1;
+            if s.invalid_examples.len() < INVALID_EXAMPLES {
+                s.invalid_examples.push(row.domain.clone());
+            }
             return;
         }
         s.total += 1;

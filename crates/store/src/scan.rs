@@ -274,6 +274,8 @@ pub struct Claim {
     pub seq: i64,
     /// The domain to check.
     pub domain: String,
+    /// The domain as the user wrote it, when that differs.
+    pub input: Option<String>,
 }
 
 /// Counts of a run's queue and results.
@@ -434,10 +436,26 @@ impl ScanStore {
     /// Meant to be called with batches of about 1000 while the input streams; one statement
     /// per batch. Only one loader per run at a time.
     pub async fn enqueue(&self, run: RunId, domains: &[String]) -> Result<u64> {
+        let pairs: Vec<(String, Option<String>)> =
+            domains.iter().map(|d| (d.clone(), None)).collect();
+        self.enqueue_inputs(run, &pairs).await
+    }
+
+    /// [`ScanStore::enqueue`], each domain with the text the user wrote when that differs
+    /// (kept for the results' `input`).
+    pub async fn enqueue_inputs(
+        &self,
+        run: RunId,
+        domains: &[(String, Option<String>)],
+    ) -> Result<u64> {
         let mut seen = HashSet::with_capacity(domains.len());
-        let batch: Vec<&str> =
-            domains.iter().map(String::as_str).filter(|d| seen.insert(*d)).collect();
+        let kept: Vec<&(String, Option<String>)> =
+            domains.iter().filter(|(d, _)| seen.insert(d.as_str())).collect();
+        let batch: Vec<&str> = kept.iter().map(|(d, _)| d.as_str()).collect();
+        let inputs: Vec<Option<&str>> = kept.iter().map(|(_, i)| i.as_deref()).collect();
         let json = serde_json::to_string(&batch).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let inputs_json =
+            serde_json::to_string(&inputs).map_err(|e| StoreError::Corrupt(e.to_string()))?;
         with_db!(self, |pool, sql| {
             let mut tx = pool.begin_with(sql.begin_write).await?;
             // Serializes loaders of the same run (PostgreSQL: row lock; SQLite: the write
@@ -453,6 +471,7 @@ impl ScanStore {
                 .bind(run.0)
                 .bind(base)
                 .bind(json.as_str())
+                .bind(inputs_json.as_str())
                 .execute(&mut *tx)
                 .await?
                 .rows_affected();
@@ -519,7 +538,13 @@ impl ScanStore {
                 .await?;
             tx.commit().await?;
             rows.iter()
-                .map(|r| Ok(Claim { seq: r.try_get("seq")?, domain: r.try_get("domain")? }))
+                .map(|r| {
+                    Ok(Claim {
+                        seq: r.try_get("seq")?,
+                        domain: r.try_get("domain")?,
+                        input: r.try_get("input")?,
+                    })
+                })
                 .collect::<Result<Vec<_>>>()?
         });
         claims.sort_unstable_by_key(|c| c.seq);

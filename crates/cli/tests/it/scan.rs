@@ -538,3 +538,21 @@ async fn a_policy_without_txt_record_has_its_own_category() {
     assert_eq!(col("grade"), "D", "{csv}");
     assert_eq!(col("policy_valid"), "true", "{csv}");
 }
+
+/// Issue 10, defect 10: the JSON lines keep the input as the user wrote it (`input`), beside
+/// the A-label checked (`domain`), as `check` does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn results_keep_what_the_user_wrote() {
+    let world = World::builder().scenario(Scenario::Good).build().await;
+    let (_dir, list, db) = workdir("Good.TEST.\nbücher.test\n");
+    let out = scan_cmd(&world, &db).args(["--format", "jsonl"]).arg(&list).output().await.unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let rows: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let by_domain =
+        |d: &str| rows.iter().find(|r| r["domain"] == d).unwrap_or_else(|| panic!("{d}: {rows:?}"));
+    assert_eq!(by_domain("good.test")["input"], "Good.TEST.");
+    assert_eq!(by_domain("xn--bcher-kva.test")["input"], "bücher.test");
+}

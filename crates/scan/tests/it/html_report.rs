@@ -385,6 +385,21 @@ fn max_age_keys(dom: &str) -> Vec<String> {
         .collect()
 }
 
+/// The findings a problem domain with an uncovered MX gets, as the scan keeps them.
+fn problem_json(domain: &str) -> String {
+    use mtasts_check::lint::{LintOptions, lint};
+    let d = mtasts_proto::DomainName::parse_ascii(domain).unwrap();
+    let policy = format!("version: STSv1\nmode: enforce\nmx: mx1.{domain}\nmax_age: 604800\n");
+    let options = LintOptions {
+        domain: Some(d),
+        mx: vec![format!("mx1.{domain}"), format!("backup.{domain}")],
+        ..LintOptions::default()
+    };
+    let now = time::macros::datetime!(2025-11-23 09:41:07 UTC);
+    let report = lint("policy", policy.as_bytes(), &options, now);
+    mtasts_scan::summary::problem_findings(&serde_json::to_string(&report).unwrap())
+}
+
 #[test]
 fn report_renders_in_chromium() {
     let all = rows();
@@ -393,11 +408,21 @@ fn report_renders_in_chromium() {
         builder.add(r);
     }
     let summary = builder.finish();
-    let problems: Vec<ResultRow> = all
+    // As `summarize` keeps them: problem domains (not invalid input lines), with their
+    // warning and error findings. Those with mx-not-covered carry real findings and fixes,
+    // from the same judges `check` runs (here through `lint`, on the policy they publish).
+    let mut problems: Vec<ResultRow> = all
         .iter()
+        .filter(|r| r.category != Category::InvalidName)
         .filter(|r| !r.error_codes.is_empty() || !r.warning_codes.is_empty())
         .cloned()
         .collect();
+    for r in problems.iter_mut().filter(|r| r.error_codes.iter().any(|c| c == "mx-not-covered")) {
+        r.report_json = problem_json(&r.domain);
+    }
+    let detailed = problems.iter().position(|r| r.report_json.contains("mx-not-covered")).unwrap();
+    problems.swap(0, detailed);
+    let open = problems[0].domain.clone();
     assert!(problems.len() >= 50, "{} problem rows", problems.len());
     let meta = ReportMeta {
         title: TITLE.to_owned(),
@@ -427,9 +452,9 @@ fn report_renders_in_chromium() {
             &work,
             headless,
             &[
-                "--window-size=1280,2400".to_owned(),
+                "--window-size=1280,3400".to_owned(),
                 format!("--screenshot={}", png.display()),
-                url.clone(),
+                format!("{url}#open={open}"),
             ],
         );
         if run.status.success() && png.is_file() {
@@ -458,7 +483,7 @@ fn report_renders_in_chromium() {
     let dom = String::from_utf8(run.stdout).unwrap();
     assert!(dom.contains("data-ready=\"true\""), "the table script did not run:\n{}", run.stderr);
     assert_eq!(
-        dom.matches("<td class=\"dom\">").count(),
+        dom.matches("<td class=\"dom\"").count(),
         problems.len(),
         "every problem is a table row"
     );
@@ -488,6 +513,36 @@ fn report_renders_in_chromium() {
     let numbers: Vec<u64> = keys[..first_blank].iter().map(|k| k.parse().unwrap()).collect();
     assert!(numbers.windows(2).all(|w| w[0] <= w[1]), "numeric order: {numbers:?}");
     assert!(numbers.contains(&86_400) && numbers.contains(&31_557_600));
+
+    // Findings and fixes of a problem domain, opened by `#open=`, as in the screenshot.
+    let run =
+        chromium(&bin, &work, headless, &["--dump-dom".to_owned(), format!("{url}#open={open}")]);
+    assert!(run.status.success(), "chromium --dump-dom failed: {}\n{}", run.status, run.stderr);
+    let opened = String::from_utf8(run.stdout).unwrap();
+    assert_eq!(
+        opened.matches("<details open=\"\">").count(),
+        1,
+        "exactly the asked-for domain is open"
+    );
+    let details = &opened[opened.find("<details open=\"\">").unwrap()..];
+    let details = &details[..details.find("</details>").unwrap()];
+    assert!(
+        details.contains(&format!("MX backup.{open} is not matched by any mx: line of the policy")),
+        "{details}"
+    );
+    assert!(details.contains("<b>Fix:</b> Add the line `mx: backup."), "{details}");
+    assert!(
+        details.contains(&format!("mx: mx1.{open}\nmx: backup.{open}\nmax_age: 604800")),
+        "the policy to paste: {details}"
+    );
+    assert!(
+        details.contains(&format!("_mta-sts.{open}. 3600 IN TXT \"v=STSv1; id=20251123094107;\"")),
+        "the record: {details}"
+    );
+
+    // Input lines that are not domain names have their own section, not table rows.
+    assert!(dom.contains("Input lines that are not domain names <span class=\"count\">1</span>"));
+    assert!(!problems.iter().any(|r| r.category == Category::InvalidName));
 
     // The hostile input line stayed text.
     assert!(dom.contains(&format!("<title>{TITLE}</title>")), "title changed");

@@ -98,7 +98,7 @@ async fn job_scans_a_list_and_summarises_the_run() {
 fn panicking_input(n: usize) -> impl Iterator<Item = Result<InputLine, InputError>> + Send {
     (0..=n).map(move |i| {
         assert!(i < n, "input reader broke at line {i}");
-        Ok(InputLine::Domain(format!("d{i:05}.absent.test")))
+        Ok(InputLine::Domain(format!("d{i:05}.absent.test"), None))
     })
 }
 

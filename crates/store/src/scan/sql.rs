@@ -82,16 +82,19 @@ macro_rules! sql_set {
                 "SELECT id FROM scan_runs WHERE id = $1 FOR NO KEY UPDATE"
             ),
             max_seq: "SELECT COALESCE(MAX(seq), 0) FROM scan_queue WHERE run_id = $1",
-            // $1 run, $2 seq base, $3 JSON array of domains (first occurrence wins).
+            // $1 run, $2 seq base, $3 JSON array of domains (first occurrence wins), $4 JSON
+            // array of the inputs as written (null: the same as the domain), index for index.
             enqueue: pick!(
                 $d,
-                "INSERT INTO scan_queue (run_id, seq, domain, state) \
-                 SELECT $1, $2 + j.key + 1, j.value, 'pending' FROM json_each($3) AS j \
+                "INSERT INTO scan_queue (run_id, seq, domain, state, input) \
+                 SELECT $1, $2 + j.key + 1, j.value, 'pending', i.value \
+                 FROM json_each($3) AS j JOIN json_each($4) AS i ON i.key = j.key \
                  WHERE true ORDER BY j.key ON CONFLICT DO NOTHING",
-                "INSERT INTO scan_queue (run_id, seq, domain, state) \
-                 SELECT $1, $2 + d.ord, d.domain, 'pending' \
+                "INSERT INTO scan_queue (run_id, seq, domain, state, input) \
+                 SELECT $1, $2 + d.ord, d.domain, 'pending', i.input \
                  FROM jsonb_array_elements_text(CAST($3 AS TEXT)::jsonb) WITH ORDINALITY AS d (domain, ord) \
-                 ORDER BY d.ord ON CONFLICT DO NOTHING"
+                 JOIN jsonb_array_elements_text(CAST($4 AS TEXT)::jsonb) WITH ORDINALITY AS i (input, ord) \
+                 ON i.ord = d.ord ORDER BY d.ord ON CONFLICT DO NOTHING"
             ),
             mark_loaded: "UPDATE scan_runs SET loaded = TRUE WHERE id = $1",
             finish_run: concat!("UPDATE scan_runs SET finished_at = ", now!($d), " WHERE id = $1"),
@@ -111,7 +114,7 @@ macro_rules! sql_set {
                          WHERE run_id = $1 AND state = 'claimed' \
                          AND lease_until < COALESCE($4, ", now!(sqlite), ") ORDER BY seq LIMIT $5) \
                        ORDER BY 1 LIMIT $5) \
-                     RETURNING seq, domain"
+                     RETURNING seq, domain, input"
                 ),
                 concat!(
                     "WITH p AS (SELECT seq FROM scan_queue \
@@ -125,7 +128,7 @@ macro_rules! sql_set {
                      UPDATE scan_queue AS q SET state = 'claimed', worker = $2, \
                        lease_until = COALESCE($4, ", now!(pg), ") + $3 \
                      FROM c WHERE q.run_id = $1 AND q.seq = c.seq \
-                     RETURNING q.seq, q.domain"
+                     RETURNING q.seq, q.domain, q.input"
                 )
             ),
             progress: "SELECT COUNT(*) AS queued, \

@@ -16,6 +16,7 @@ both_backends!(
     complete_twice_one_result,
     bulk_enqueue_is_fast,
     reopen_keeps_data,
+    queue_keeps_what_the_user_wrote,
 );
 
 const LEASE: Duration = Duration::from_secs(60);
@@ -308,4 +309,21 @@ async fn reopen_keeps_data(db: &TestDb) {
     let again = db.open().await;
     assert_eq!(store.progress(run).await.unwrap().queued, 3);
     assert_eq!(again.run_info(run).await.unwrap().input, "in.txt");
+}
+
+/// Issue 10, defect 10: the queue keeps the input as written next to its A-label, and the
+/// first occurrence wins for duplicates.
+async fn queue_keeps_what_the_user_wrote(db: &TestDb) {
+    let store = db.open().await;
+    let run = store.create_run("in.txt", "{}").await.unwrap();
+    let batch = vec![
+        ("xn--bcher-kva.example".to_owned(), Some("bücher.example".to_owned())),
+        ("plain.example".to_owned(), None),
+        ("xn--bcher-kva.example".to_owned(), Some("BÜCHER.example.".to_owned())),
+    ];
+    assert_eq!(store.enqueue_inputs(run, &batch).await.unwrap(), 2);
+    let claims = claim_all(&store, run).await;
+    let got: Vec<(&str, Option<&str>)> =
+        claims.iter().map(|c| (c.domain.as_str(), c.input.as_deref())).collect();
+    assert_eq!(got, [("xn--bcher-kva.example", Some("bücher.example")), ("plain.example", None)]);
 }
