@@ -65,9 +65,16 @@ async fn job_scans_a_list_and_summarises_the_run() {
     assert_eq!(rows.len(), 3);
     let good = rows.iter().find(|r| r.domain == "good.test").unwrap();
     assert_eq!((good.category, good.grade), (Category::Enforce, Grade::A));
-    assert!(outcome.problems.iter().all(|r| r.report_json.is_empty()));
-    assert!(outcome.problems.iter().any(|r| r.domain == "no-mta-sts.test"));
-    assert!(outcome.html_report().contains("MTA-STS scan of"));
+    // Problem rows keep only their warning and error findings (small), and the HTML report
+    // shows them with their fixes; the invalid line is not a problem row (issue 10).
+    let absent = outcome.problems.iter().find(|r| r.domain == "no-mta-sts.test").unwrap();
+    let kept: serde_json::Value = serde_json::from_str(&absent.report_json).unwrap();
+    assert!(kept.as_array().unwrap().iter().all(|f| f["severity"] != "ok"), "{kept}");
+    assert!(kept.as_array().unwrap().iter().any(|f| f["code"] == "sts-not-deployed"), "{kept}");
+    assert!(outcome.problems.iter().all(|r| r.category != Category::InvalidName));
+    let html = outcome.html_report();
+    assert!(html.contains("MTA-STS scan of"));
+    assert!(html.contains("publishes no MTA-STS policy"), "the finding is in the page");
 
     // Finished: resuming the latest unfinished run finds none; resuming it by id does nothing.
     let store = mtasts_store::ScanStore::open(&url).await.unwrap();
