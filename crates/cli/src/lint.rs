@@ -36,8 +36,8 @@ pub(crate) struct LintArgs {
     /// nothing: standard input.
     #[arg(value_name = "FILE")]
     pub(crate) files: Vec<String>,
-    /// Record text to check, given here instead of in a file (repeatable; e.g.
-    /// `--record 'v=STSv1; id=20261203;'`).
+    /// Record text to check, given here instead of in a file (repeatable: the records at one
+    /// name, judged together; e.g. `--record 'v=STSv1; id=20261203;'`).
     #[arg(long, value_name = "TEXT")]
     pub(crate) record: Vec<String>,
     /// How to read the input.
@@ -81,17 +81,16 @@ pub(crate) fn run(args: LintArgs) -> anyhow::Result<u8> {
     let now = time::OffsetDateTime::now_utc();
     let mut reports = Vec::new();
     let mut unreadable = false;
-    for (i, text) in args.record.iter().enumerate() {
-        let name = if args.record.len() == 1 {
-            "--record".to_owned()
-        } else {
-            format!("--record #{}", i + 1)
-        };
+    // The --record values are the TXT records at their names, judged together (two v=STSv1
+    // records at one name are one too many, RFC 8461 §3.1).
+    if !args.record.is_empty() {
         let options = LintOptions {
             kind: if kind == Kind::Auto || kind == Kind::Policy { Kind::Sts } else { kind },
             ..options.clone()
         };
-        reports.push(lint(&name, text.as_bytes(), &options, now));
+        let text =
+            args.record.iter().map(|r| r.replace(['\n', '\r'], " ")).collect::<Vec<_>>().join("\n");
+        reports.push(lint("--record", text.as_bytes(), &options, now));
     }
     let mut files = args.files;
     if files.is_empty() && args.record.is_empty() {

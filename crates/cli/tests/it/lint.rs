@@ -91,6 +91,12 @@ fn record_text_on_the_command_line() {
     assert_eq!(out.status.code(), Some(1), "{t}");
     assert!(t.contains("[sts-txt-invalid]"), "{t}");
     assert!(t.contains("fix: Replace it with:"), "{t}");
+    // Several --record values are the records at their names, judged together.
+    let out = mtasts(&["lint", "--record", "v=STSv1; id=1;", "--record", "v=STSv1; id=2;"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(text(&out).contains("[sts-txt-multiple]"), "{}", text(&out));
     let out = mtasts(&["lint", "--record", "v=TLSRPTv1; rua=mailto:reports@example.com"])
         .output()
         .unwrap();
