@@ -48,7 +48,7 @@ fn secs(name: &str, value: f64) -> anyhow::Result<Duration> {
     Ok(Duration::from_secs_f64(value))
 }
 
-fn parse_server(s: &str) -> anyhow::Result<SocketAddr> {
+pub(crate) fn parse_server(s: &str) -> anyhow::Result<SocketAddr> {
     let s = s.trim();
     if let Ok(addr) = s.parse::<SocketAddr>() {
         return Ok(addr);

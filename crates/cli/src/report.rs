@@ -6,10 +6,11 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::{Args, Subcommand, ValueEnum};
+use mtasts_reports::dkim::{DkimPolicy, DkimVerifier};
 use mtasts_reports::http::HttpLimits;
 use mtasts_reports::readiness::{Criteria, Evidence};
 use mtasts_reports::source::{self, Item};
-use mtasts_reports::{IngestError, Ingestor, Limits};
+use mtasts_reports::{Ingestor, Limits};
 use mtasts_store::reports::{FailureKey, ReportStore};
 use mtasts_store::{Database, DatabaseUrl};
 
@@ -37,6 +38,17 @@ pub(crate) enum ListFormat {
     Json,
     /// CSV with a header line.
     Csv,
+}
+
+/// What to do about DKIM.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum DkimArg {
+    /// Do not verify.
+    Off,
+    /// Verify and store the result; keep the report either way.
+    Flag,
+    /// Refuse report mail without a passing signature.
+    Require,
 }
 
 #[derive(Debug, Subcommand)]
@@ -71,6 +83,17 @@ pub(crate) enum ReportCommand {
         /// Print one JSON object per report on stdout.
         #[arg(long)]
         json: bool,
+        /// DKIM on report mail (RFC 8460 §3 requires senders to sign): `flag` verifies and
+        /// stores the result with the report, `require` refuses unsigned or failing mail (65;
+        /// 75 when the key cannot be looked up), `off` does not verify.
+        #[arg(long, value_enum, default_value_t = DkimArg::Flag)]
+        dkim: DkimArg,
+        /// DNS server for the DKIM keys (IP or IP:PORT; repeatable). Default: the system's.
+        #[arg(long = "dns-server", env = "MTASTS_DNS_SERVER", value_delimiter = ',')]
+        dns_servers: Vec<String>,
+        /// Seconds per DNS query for the DKIM keys.
+        #[arg(long, env = "MTASTS_DNS_TIMEOUT", default_value_t = 5.0)]
+        dns_timeout: f64,
     },
     /// Receive reports by HTTPS POST (RFC 8460 §5.4): `application/tlsrpt+gzip` or
     /// `+json` at any path, committed before the 200; duplicates acknowledged and stored once.
@@ -181,9 +204,38 @@ pub(crate) enum ReportCommand {
 
 pub(crate) async fn run(args: ReportArgs) -> anyhow::Result<u8> {
     let result = match args.command {
-        ReportCommand::Ingest { inputs, db, max_message, max_report, move_processed, json } => {
+        ReportCommand::Ingest {
+            inputs,
+            db,
+            max_message,
+            max_report,
+            move_processed,
+            json,
+            dkim,
+            dns_servers,
+            dns_timeout,
+        } => {
             let limits = Limits { max_message, max_report };
-            ingest(&db, inputs, limits, move_processed.as_deref(), json).await
+            let dkim = match dkim {
+                DkimArg::Off => None,
+                policy => {
+                    let servers = dns_servers
+                        .iter()
+                        .map(|s| crate::net_args::parse_server(s))
+                        .collect::<anyhow::Result<Vec<_>>>()?;
+                    let verifier = DkimVerifier::new(
+                        &servers,
+                        std::time::Duration::from_secs_f64(dns_timeout.clamp(0.05, 60.0)),
+                    )?;
+                    let policy = if policy == DkimArg::Require {
+                        DkimPolicy::Require
+                    } else {
+                        DkimPolicy::Flag
+                    };
+                    Some((verifier, policy))
+                }
+            };
+            ingest(&db, inputs, limits, move_processed.as_deref(), json, dkim).await
         }
         ReportCommand::Receive {
             listen,
@@ -251,6 +303,7 @@ async fn ingest(
     limits: Limits,
     move_processed: Option<&std::path::Path>,
     json: bool,
+    dkim: Option<(DkimVerifier, DkimPolicy)>,
 ) -> anyhow::Result<u8> {
     let url: DatabaseUrl = db.parse()?;
     let store = match Database::open(&url).await {
@@ -264,7 +317,10 @@ async fn ingest(
             return Ok(EX_TEMPFAIL);
         }
     };
-    let ing = Ingestor::new(store, limits);
+    let mut ing = Ingestor::new(store, limits);
+    if let Some((verifier, policy)) = dkim {
+        ing = ing.with_dkim(verifier, policy);
+    }
     let inputs = if inputs.is_empty() { vec!["-".to_owned()] } else { inputs };
     let mut status = 0u8;
     let mut out = std::io::stdout().lock();
@@ -309,7 +365,7 @@ async fn ingest(
                                 serde_json::json!({
                                     "input": item.origin, "id": r.id, "duplicate": r.duplicate,
                                     "organization": r.organization, "report_id": r.report_id,
-                                    "domains": r.domains, "warnings": r.tolerated,
+                                    "domains": r.domains, "warnings": r.tolerated, "dkim": r.dkim,
                                 })
                             )?;
                         }
@@ -318,8 +374,7 @@ async fn ingest(
                 }
                 Err(e) => {
                     eprintln!("mtasts report ingest: {}: {e}", item.origin);
-                    let code =
-                        if matches!(e, IngestError::Store(_)) { EX_TEMPFAIL } else { EX_DATAERR };
+                    let code = if e.is_temporary() { EX_TEMPFAIL } else { EX_DATAERR };
                     // A database failure is worse than a bad report: retrying helps it.
                     status = if code == EX_TEMPFAIL || status == EX_TEMPFAIL {
                         EX_TEMPFAIL

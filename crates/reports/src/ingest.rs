@@ -3,6 +3,7 @@
 
 use mtasts_store::reports::{ReportStore, ReportStoreError};
 
+use crate::dkim::{DkimPolicy, DkimVerdict, DkimVerifier};
 use crate::intake::{self, Extracted, IntakeError, Limits};
 use crate::record::{Channel, new_report};
 
@@ -21,6 +22,8 @@ pub struct Ingested {
     pub domains: Vec<String>,
     /// Deviations from RFC 8460 tolerated, in words.
     pub tolerated: Vec<String>,
+    /// The DKIM result stored (`pass:DOMAIN`, `fail`, `none`), when verified.
+    pub dkim: Option<String>,
 }
 
 /// Why something received was not taken.
@@ -33,12 +36,15 @@ pub enum IngestError {
     /// The database failed: temporary, deliver again later.
     #[error("not stored (try again later): {0}")]
     Store(#[from] ReportStoreError),
+    /// DKIM is required and its key could not be looked up: temporary.
+    #[error("not stored (try again later): {0}")]
+    DkimLookup(String),
 }
 
 impl IngestError {
     /// True when a later delivery of the same bytes may succeed.
     pub fn is_temporary(&self) -> bool {
-        matches!(self, Self::Store(_))
+        matches!(self, Self::Store(_) | Self::DkimLookup(_))
     }
 }
 
@@ -47,12 +53,19 @@ impl IngestError {
 pub struct Ingestor {
     store: ReportStore,
     limits: Limits,
+    dkim: Option<(DkimVerifier, DkimPolicy)>,
 }
 
 impl Ingestor {
     /// An ingestor writing to `store`.
     pub fn new(store: ReportStore, limits: Limits) -> Self {
-        Self { store, limits }
+        Self { store, limits, dkim: None }
+    }
+
+    /// Verifies the DKIM signature of report mail, and keeps, flags or refuses by `policy`.
+    pub fn with_dkim(mut self, verifier: DkimVerifier, policy: DkimPolicy) -> Self {
+        self.dkim = (policy != DkimPolicy::Off).then_some((verifier, policy));
+        self
     }
 
     /// The store.
@@ -68,9 +81,25 @@ impl Ingestor {
     /// Every report in a mail message. Nothing is stored unless every report in it is valid.
     pub async fn mail(&self, message: &[u8], now: i64) -> Result<Vec<Ingested>, IngestError> {
         let found = intake::from_mail(message, &self.limits)?;
+        let verdict = match &self.dkim {
+            Some((verifier, policy)) => {
+                let verdict = verifier.verify(message).await;
+                if *policy == DkimPolicy::Require {
+                    match &verdict {
+                        DkimVerdict::Pass { .. } => {}
+                        DkimVerdict::TempError { .. } => {
+                            return Err(IngestError::DkimLookup(verdict.words()));
+                        }
+                        _ => return Err(IntakeError::Dkim { reason: verdict.words() }.into()),
+                    }
+                }
+                Some(verdict.stored())
+            }
+            None => None,
+        };
         let mut out = Vec::with_capacity(found.len());
         for e in &found {
-            out.push(self.commit(e, Channel::Mail, now).await?);
+            out.push(self.commit(e, Channel::Mail, now, verdict.as_deref()).await?);
         }
         Ok(out)
     }
@@ -78,7 +107,7 @@ impl Ingestor {
     /// A report file (JSON or gzip).
     pub async fn file(&self, bytes: &[u8], name: &str, now: i64) -> Result<Ingested, IngestError> {
         let e = intake::from_file(bytes, &self.limits, name)?;
-        self.commit(&e, Channel::File, now).await
+        self.commit(&e, Channel::File, now, None).await
     }
 
     /// An HTTPS POST body (RFC 8460 §5.4).
@@ -91,7 +120,7 @@ impl Ingestor {
     ) -> Result<Ingested, IngestError> {
         let mut e = intake::from_https(content_type, body, &self.limits)?;
         e.headers.submitter = client.map(str::to_owned);
-        self.commit(&e, Channel::Https, now).await
+        self.commit(&e, Channel::Https, now, None).await
     }
 
     async fn commit(
@@ -99,8 +128,9 @@ impl Ingestor {
         e: &Extracted,
         channel: Channel,
         now: i64,
+        dkim: Option<&str>,
     ) -> Result<Ingested, IngestError> {
-        let row = new_report(e, channel, now, None);
+        let row = new_report(e, channel, now, dkim);
         let stored = self.store.insert(&row).await?;
         Ok(Ingested {
             id: stored.id,
@@ -109,6 +139,7 @@ impl Ingestor {
             report_id: row.report_id,
             domains: row.policies.iter().filter_map(|p| p.policy_domain.clone()).collect(),
             tolerated: e.tolerated.iter().map(ToString::to_string).collect(),
+            dkim: dkim.map(str::to_owned),
         })
     }
 }

@@ -84,6 +84,12 @@ pub enum IntakeError {
         /// The parser's error, naming the JSON path and rule.
         error: ReportError,
     },
+    /// DKIM is required and did not pass.
+    #[error("RFC 8460 §3: report mail must be DKIM-signed, and {reason}")]
+    Dkim {
+        /// The verdict in words.
+        reason: String,
+    },
     /// An HTTPS body of a media type RFC 8460 §5.4 does not define.
     #[error(
         "Content-Type {content_type:?} is not a TLS-RPT report type (RFC 8460 §5.4: application/tlsrpt+gzip or application/tlsrpt+json)"

@@ -5,9 +5,11 @@
 //!   parsed leniently with every tolerated quirk recorded; typed errors that name the rule.
 //! - [`record`]: pure. A parsed report to the rows `mtasts_store::reports` keeps.
 //! - [`source`]: I/O. Messages from a file, standard input, a maildir or an mbox.
+//! - [`dkim`]: the DKIM check of report mail (RFC 8460 §3), kept, flagged or refused.
 //! - [`ingest`]: intake, then storage, with outcomes a Postfix `pipe` transport understands.
 #![warn(missing_docs)]
 
+pub mod dkim;
 pub mod http;
 pub mod ingest;
 pub mod intake;

@@ -11,7 +11,12 @@ fn data(name: &str) -> PathBuf {
 
 fn mtasts(db: &str, args: &[&str]) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_mtasts"));
-    cmd.arg("report").args(args).env("MTASTS_REPORTS_DB", db);
+    // DKIM keys are looked up only on loopback, where nothing answers: hermetic.
+    cmd.arg("report")
+        .args(args)
+        .env("MTASTS_REPORTS_DB", db)
+        .env("MTASTS_DNS_SERVER", "127.0.0.1:9")
+        .env("MTASTS_DNS_TIMEOUT", "0.2");
     cmd
 }
 
@@ -39,6 +44,12 @@ fn ingest_exit_statuses_for_a_pipe_transport() {
     let line: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(line["duplicate"], false);
     assert_eq!(line["domains"][0], "test.xmox.nl");
+    assert_eq!(line["dkim"], "temperror", "no DNS answers for the key: flagged, kept");
+    // DKIM required and the key cannot be looked up: 75, the MTA retries later.
+    let mut strict = mtasts(&db, &["ingest", "--dkim", "require"]);
+    strict.arg(data(MICROSOFT));
+    let out = strict.output().unwrap();
+    assert_eq!(out.status.code(), Some(75), "{}", text(&out));
     // Again: already stored, still 0 (the sender must not retry).
     let out = piped(mtasts(&db, &["ingest"]), &std::fs::read(data(GOOGLE)).unwrap());
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));

@@ -2,5 +2,6 @@
 //! SQLite and PostgreSQL (one integration binary).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod dkim;
 mod https;
 mod ingest;
