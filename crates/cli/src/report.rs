@@ -196,6 +196,10 @@ pub(crate) enum ReportCommand {
         /// Output format (CSV: one line per domain and day).
         #[arg(long, value_enum, default_value_t = ListFormat::Text)]
         format: ListFormat,
+        /// Also write one self-contained HTML page with the charts (sessions per day,
+        /// failures per day by result type, failure breakdowns) to FILE.
+        #[arg(long, value_name = "FILE")]
+        html: Option<PathBuf>,
         /// The database.
         #[arg(long, env = "MTASTS_REPORTS_DB", default_value = DEFAULT_DB)]
         db: String,
@@ -272,8 +276,13 @@ pub(crate) async fn run(args: ReportArgs) -> anyhow::Result<u8> {
             list(&open(&db).await?, domain.as_deref(), limit, format).await
         }
         ReportCommand::Show { id, raw, db } => show(&open(&db).await?, id, raw).await,
-        ReportCommand::Summary { domain, days, format, db } => {
-            summary(&open(&db).await?, domain.as_deref(), days, format).await
+        ReportCommand::Summary { domain, days, format, html, db } => {
+            let store = open(&db).await?;
+            let code = summary(&store, domain.as_deref(), days, format).await?;
+            if let Some(path) = html {
+                summary_page(&store, domain.as_deref(), days, &path).await?;
+            }
+            Ok(code)
         }
     };
     match result {
@@ -619,6 +628,36 @@ const BREAKDOWNS: [(FailureKey, &str, &str); 4] = [
     (FailureKey::ReceivingMx, "receiving_mx", "by receiving MX"),
     (FailureKey::ReceivingIp, "receiving_ip", "by receiving IP"),
 ];
+
+async fn summary_page(
+    store: &ReportStore,
+    domain: Option<&str>,
+    days: i64,
+    path: &std::path::Path,
+) -> anyhow::Result<()> {
+    let today = now() - now().rem_euclid(86_400);
+    let since = today - days.max(0) * 86_400;
+    let mut breakdowns: [Vec<_>; 4] = Default::default();
+    for (slot, (key, _, _)) in breakdowns.iter_mut().zip(BREAKDOWNS) {
+        *slot = store.failures(key, domain, since).await?;
+    }
+    let title = match domain {
+        Some(d) => format!("TLS-RPT reports for {d}"),
+        None => "TLS-RPT reports".to_owned(),
+    };
+    let page = mtasts_reports::page::build(
+        &title,
+        &utc(now()),
+        since,
+        &store.days(domain, since).await?,
+        &store.failure_days(domain, since).await?,
+        &breakdowns,
+    );
+    let html = page.html().map_err(|e| anyhow::anyhow!("rendering the page: {e}"))?;
+    std::fs::write(path, html).with_context(|| format!("cannot write {}", path.display()))?;
+    eprintln!("mtasts report summary: HTML page in {}", path.display());
+    Ok(())
+}
 
 async fn summary(
     store: &ReportStore,

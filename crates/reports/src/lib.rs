@@ -13,6 +13,7 @@ pub mod dkim;
 pub mod http;
 pub mod ingest;
 pub mod intake;
+pub mod page;
 pub mod readiness;
 pub mod record;
 pub mod source;

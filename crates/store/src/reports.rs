@@ -188,6 +188,19 @@ pub struct DayRow {
     pub reports: i64,
 }
 
+/// Failed sessions of one result type on one UTC day.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct FailureDay {
+    /// The policy domain.
+    pub domain: String,
+    /// The UTC day, unix seconds of its midnight.
+    pub day: i64,
+    /// `result-type`.
+    pub result_type: String,
+    /// Failed sessions.
+    pub failed: i64,
+}
+
 /// Failed sessions grouped by one field.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
 pub struct FailureGroup {
@@ -580,6 +593,36 @@ impl ReportStore {
                         last_day,
                         sessions,
                     }
+                })
+                .collect())
+        })
+    }
+
+    /// Failed sessions per policy domain, UTC day and result type from `since`.
+    pub async fn failure_days(
+        &self,
+        domain: Option<&str>,
+        since: i64,
+    ) -> Result<Vec<FailureDay>, ReportStoreError> {
+        const Q: &str = "SELECT COALESCE(p.policy_domain, '') AS domain, p.day, f.result_type, \
+             CAST(SUM(f.failed_sessions) AS BIGINT) AS failed FROM tlsrpt_failures f \
+             JOIN tlsrpt_policies p ON p.id = f.policy \
+             WHERE p.day >= $1 AND ($2 IS NULL OR p.policy_domain = $2) \
+             GROUP BY COALESCE(p.policy_domain, ''), p.day, f.result_type ORDER BY domain, p.day, f.result_type";
+        on_pool!(self, |pool| {
+            let rows: Vec<(String, i64, String, i64)> = sqlx::query_as(Q)
+                .bind(since)
+                .bind(domain)
+                .fetch_all(pool)
+                .await
+                .map_err(|e| self.err(e))?;
+            Ok(rows
+                .into_iter()
+                .map(|(domain, day, result_type, failed)| FailureDay {
+                    domain,
+                    day,
+                    result_type,
+                    failed,
                 })
                 .collect())
         })

@@ -36,6 +36,7 @@
 #![warn(missing_docs)]
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+pub mod browser;
 pub mod ca;
 pub mod dns;
 pub mod generated;

@@ -130,6 +130,16 @@ fn maildir_and_mbox_inputs() {
     let d = &doc["domains"][0];
     assert_eq!(d["days"][0]["failed"], 303, "{doc}");
     assert_eq!(d["failures"]["result_type"][0]["key"], "starttls-not-supported", "{doc}");
+    let page = dir.path().join("summary.html");
+    let out = mtasts(&db, &["summary", "--days", "100000", "--html", page.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let html = std::fs::read_to_string(&page).unwrap();
+    assert!(
+        html.contains("company-y.example: failed sessions per UTC day, by result type"),
+        "{html}"
+    );
     let out = mtasts(&db, &["summary", "--days", "100000", "--format", "csv"]).output().unwrap();
     let csv = String::from_utf8_lossy(&out.stdout);
     assert!(csv.starts_with("domain,day,successful,failed,reports\n"), "{csv}");

@@ -5,3 +5,4 @@
 mod dkim;
 mod https;
 mod ingest;
+mod page;

@@ -3,18 +3,15 @@
 //! after the page's script ran to check the table, sorting and filtering.
 //!
 //! Without chromium the test is skipped, unless `CI` is set: then it fails
-//! (`mtasts_testkit::require::chromium`).
+//! (`mtasts_testkit::browser`).
 
-use std::io::Read as _;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::time::{Duration, Instant};
+use std::path::PathBuf;
 
 use mtasts_scan::html::{ReportMeta, render};
 use mtasts_scan::summary::SummaryBuilder;
 use mtasts_store::{Category, Grade, ResultRow};
+use mtasts_testkit::browser::{Browser, file_url};
 
-const TIMEOUT: Duration = Duration::from_secs(60);
 const TITLE: &str = "MTA-STS scan of top-domains.txt";
 
 /// One kind of domain: category, grade, mode, max_age, MX covered, MX TLS ok, TLS-RPT
@@ -298,81 +295,6 @@ fn rows() -> Vec<ResultRow> {
     rows
 }
 
-/// `file://` URL of an absolute path (percent-encoding what a path may hold that a URL may not).
-fn file_url(path: &Path) -> String {
-    let mut url = String::from("file://");
-    for b in path.to_string_lossy().bytes() {
-        if b.is_ascii_alphanumeric() || b"/-._~".contains(&b) {
-            url.push(char::from(b));
-        } else {
-            url.push_str(&format!("%{b:02X}"));
-        }
-    }
-    url
-}
-
-struct Run {
-    status: ExitStatus,
-    stdout: Vec<u8>,
-    stderr: String,
-}
-
-/// Runs chromium headless with a fresh profile, killing it after [`TIMEOUT`].
-fn chromium(bin: &Path, work: &Path, headless: &str, extra: &[String]) -> Run {
-    static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-    let profile =
-        work.join(format!("profile-{}", N.fetch_add(1, std::sync::atomic::Ordering::Relaxed)));
-    std::fs::create_dir_all(&profile).unwrap();
-    let mut child: Child = Command::new(bin)
-        .arg(headless)
-        .args([
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-dev-shm-usage",
-            "--no-first-run",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--hide-scrollbars",
-            "--noerrdialogs",
-        ])
-        .arg(format!("--user-data-dir={}", profile.display()))
-        .args(extra)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    // Drain both pipes on threads so a chatty browser never blocks on a full pipe.
-    let mut out = child.stdout.take().unwrap();
-    let mut err = child.stderr.take().unwrap();
-    let out = std::thread::spawn(move || {
-        let mut buf = Vec::new();
-        let _ = out.read_to_end(&mut buf);
-        buf
-    });
-    let err = std::thread::spawn(move || {
-        let mut buf = Vec::new();
-        let _ = err.read_to_end(&mut buf);
-        String::from_utf8_lossy(&buf).into_owned()
-    });
-    let start = Instant::now();
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        if start.elapsed() > TIMEOUT {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("chromium {extra:?} did not finish within {TIMEOUT:?}");
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    };
-    let run = Run { status, stdout: out.join().unwrap(), stderr: err.join().unwrap() };
-    let _ = std::fs::remove_dir_all(&profile);
-    run
-}
-
 /// Every `<td class="num" …>` sort key (`data-v`) of the max_age column, in DOM order.
 fn max_age_keys(dom: &str) -> Vec<String> {
     dom.split("<td class=\"")
@@ -433,36 +355,18 @@ fn report_renders_in_chromium() {
     };
     let html = render(&summary, &problems, &meta);
 
-    let Some(bin) = mtasts_testkit::require::chromium() else { return };
-
     let tmp = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
     let work = tmp.join(format!("html-report-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&work);
     std::fs::create_dir_all(&work).unwrap();
+    let Some(mut browser) = Browser::find(&work) else { return };
     let page = work.join("scan-report.html");
     std::fs::write(&page, &html).unwrap();
     let url = file_url(&page);
 
-    // Screenshot; the plain --headless flag first, then --headless=new.
+    // Screenshot, the worst problem domain opened to its findings and fixes.
     let png = work.join("scan-report.png");
-    let mut tried = Vec::new();
-    for headless in ["--headless", "--headless=new"] {
-        let run = chromium(
-            &bin,
-            &work,
-            headless,
-            &[
-                "--window-size=1280,3400".to_owned(),
-                format!("--screenshot={}", png.display()),
-                format!("{url}#open={open}"),
-            ],
-        );
-        if run.status.success() && png.is_file() {
-            break;
-        }
-        tried.push(format!("{headless}: {} {}", run.status, run.stderr));
-    }
-    assert!(png.is_file(), "chromium took no screenshot:\n{}", tried.join("\n"));
+    browser.screenshot(&format!("{url}#open={open}"), &png, 1280, 3400);
     let bytes = std::fs::read(&png).unwrap();
     assert!(bytes.starts_with(b"\x89PNG\r\n\x1a\n"), "not a PNG");
     assert!(bytes.len() > 20_000, "screenshot of {} bytes: a blank page?", bytes.len());
@@ -472,16 +376,8 @@ fn report_renders_in_chromium() {
     println!("screenshot: {}", kept.display());
 
     // The DOM after the script ran, sorted by max_age (numerically) and filtered by a code.
-    let headless = if tried.is_empty() { "--headless" } else { "--headless=new" };
-    let run = chromium(
-        &bin,
-        &work,
-        headless,
-        &["--dump-dom".to_owned(), format!("{url}#sort=max_age&q=mx-not-covered")],
-    );
-    assert!(run.status.success(), "chromium --dump-dom failed: {}\n{}", run.status, run.stderr);
-    let dom = String::from_utf8(run.stdout).unwrap();
-    assert!(dom.contains("data-ready=\"true\""), "the table script did not run:\n{}", run.stderr);
+    let dom = browser.dump_dom(&format!("{url}#sort=max_age&q=mx-not-covered"));
+    assert!(dom.contains("data-ready=\"true\""), "the table script did not run");
     assert_eq!(
         dom.matches("<td class=\"dom\"").count(),
         problems.len(),
@@ -515,10 +411,7 @@ fn report_renders_in_chromium() {
     assert!(numbers.contains(&86_400) && numbers.contains(&31_557_600));
 
     // Findings and fixes of a problem domain, opened by `#open=`, as in the screenshot.
-    let run =
-        chromium(&bin, &work, headless, &["--dump-dom".to_owned(), format!("{url}#open={open}")]);
-    assert!(run.status.success(), "chromium --dump-dom failed: {}\n{}", run.status, run.stderr);
-    let opened = String::from_utf8(run.stdout).unwrap();
+    let opened = browser.dump_dom(&format!("{url}#open={open}"));
     assert_eq!(
         opened.matches("<details open=\"\">").count(),
         1,
@@ -558,9 +451,7 @@ fn report_renders_in_chromium() {
         render(&SummaryBuilder::default().finish(), &[], &ReportMeta::default()),
     )
     .unwrap();
-    let run = chromium(&bin, &work, headless, &["--dump-dom".to_owned(), file_url(&empty)]);
-    assert!(run.status.success(), "chromium --dump-dom failed: {}\n{}", run.status, run.stderr);
-    let dom = String::from_utf8(run.stdout).unwrap();
+    let dom = browser.dump_dom(&file_url(&empty));
     assert!(dom.contains("No domain has errors or warnings."));
     assert!(!dom.contains("<table"));
     assert_eq!(dom.matches("<svg").count(), 2, "adoption and grades charts");
