@@ -3,11 +3,13 @@
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use anyhow::Context;
 use clap::{Args, Subcommand, ValueEnum};
 use mtasts_reports::dkim::{DkimPolicy, DkimVerifier};
 use mtasts_reports::http::HttpLimits;
+use mtasts_reports::imap::ImapSource;
 use mtasts_reports::readiness::{Criteria, Evidence};
 use mtasts_reports::source::{self, Item};
 use mtasts_reports::{Ingestor, Limits};
@@ -91,6 +93,27 @@ pub(crate) enum ReportCommand {
         /// DNS server for the DKIM keys (IP or IP:PORT; repeatable). Default: the system's.
         #[arg(long = "dns-server", env = "MTASTS_DNS_SERVER", value_delimiter = ',')]
         dns_servers: Vec<String>,
+        /// Also take report mail from this IMAP mailbox:
+        /// `imaps://USER[:PASSWORD]@HOST[:993]/MAILBOX` (`imap://` for a server on loopback).
+        /// Stored and already-stored messages move to --imap-processed, rejected ones to
+        /// --imap-rejected; a database failure leaves them for the next poll.
+        #[arg(long, value_name = "URL", env = "MTASTS_IMAP_URL")]
+        imap: Option<String>,
+        /// The IMAP password, when not in the URL.
+        #[arg(long, env = "MTASTS_IMAP_PASSWORD", hide_env_values = true)]
+        imap_password: Option<String>,
+        /// Folder for processed messages (created if missing).
+        #[arg(long, default_value = "TLSRPT-Processed")]
+        imap_processed: String,
+        /// Folder for rejected messages (created if missing).
+        #[arg(long, default_value = "TLSRPT-Rejected")]
+        imap_rejected: String,
+        /// Poll the IMAP mailbox every SECONDS until stopped (Ctrl-C, SIGTERM); without it, once.
+        #[arg(long, value_name = "SECONDS")]
+        imap_poll: Option<u64>,
+        /// Trust roots for imaps://: `webpki` (Mozilla's, built in), `system`, or a PEM file.
+        #[arg(long, env = "MTASTS_TRUST_ROOTS", default_value = "webpki")]
+        trust_roots: String,
         /// Seconds per DNS query for the DKIM keys.
         #[arg(long, env = "MTASTS_DNS_TIMEOUT", default_value_t = 5.0)]
         dns_timeout: f64,
@@ -218,6 +241,12 @@ pub(crate) async fn run(args: ReportArgs) -> anyhow::Result<u8> {
             dkim,
             dns_servers,
             dns_timeout,
+            imap,
+            imap_password,
+            imap_processed,
+            imap_rejected,
+            imap_poll,
+            trust_roots,
         } => {
             let limits = Limits { max_message, max_report };
             let dkim = match dkim {
@@ -239,7 +268,18 @@ pub(crate) async fn run(args: ReportArgs) -> anyhow::Result<u8> {
                     Some((verifier, policy))
                 }
             };
-            ingest(&db, inputs, limits, move_processed.as_deref(), json, dkim).await
+            let imap = match imap {
+                Some(url) => {
+                    let roots = mtasts_net::TrustRoots::from_arg(&trust_roots).load()?;
+                    let tls = Arc::new(mtasts_net::tls::strict_client_config(roots));
+                    let mut source = ImapSource::from_url(&url, imap_password, tls)?;
+                    source.processed = imap_processed;
+                    source.rejected = imap_rejected;
+                    Some((source, imap_poll))
+                }
+                None => None,
+            };
+            ingest(&db, inputs, limits, move_processed.as_deref(), json, dkim, imap).await
         }
         ReportCommand::Receive {
             listen,
@@ -313,6 +353,7 @@ async fn ingest(
     move_processed: Option<&std::path::Path>,
     json: bool,
     dkim: Option<(DkimVerifier, DkimPolicy)>,
+    imap: Option<(ImapSource, Option<u64>)>,
 ) -> anyhow::Result<u8> {
     let url: DatabaseUrl = db.parse()?;
     let store = match Database::open(&url).await {
@@ -330,10 +371,70 @@ async fn ingest(
     if let Some((verifier, policy)) = dkim {
         ing = ing.with_dkim(verifier, policy);
     }
+    if let Some((source, poll)) = imap {
+        let mut status = 0u8;
+        // Files given beside --imap are ingested first, once.
+        if !inputs.is_empty() {
+            status = ingest_inputs(&ing, &inputs, limits, move_processed, json).await?;
+        }
+        return Ok(status.max(poll_imap(&ing, &source, poll).await));
+    }
     let inputs = if inputs.is_empty() { vec!["-".to_owned()] } else { inputs };
+    ingest_inputs(&ing, &inputs, limits, move_processed, json).await
+}
+
+/// Polls `source` once, or every `poll` seconds until Ctrl-C / SIGTERM; the exit status of
+/// the last poll (0, or 75 when the server could not be read).
+async fn poll_imap(ing: &Ingestor, source: &ImapSource, poll: Option<u64>) -> u8 {
+    loop {
+        let last = match source.poll(ing).await {
+            Ok(s) => {
+                eprintln!(
+                    "mtasts report ingest: {}/{}: {} stored, {} already stored, {} rejected, {} left for later",
+                    source.host, source.mailbox, s.stored, s.duplicates, s.rejected, s.deferred
+                );
+                if s.deferred > 0 {
+                    EX_TEMPFAIL
+                } else if s.rejected > 0 {
+                    EX_DATAERR
+                } else {
+                    0
+                }
+            }
+            Err(e) => {
+                eprintln!("mtasts report ingest: {e}");
+                EX_TEMPFAIL
+            }
+        };
+        let Some(secs) = poll else { return last };
+        tokio::select! {
+            () = tokio::time::sleep(std::time::Duration::from_secs(secs.max(1))) => {}
+            _ = tokio::signal::ctrl_c() => return last,
+            () = terminated() => return last,
+        }
+    }
+}
+
+/// Resolves on SIGTERM (systemd's stop).
+async fn terminated() {
+    match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(mut s) => {
+            s.recv().await;
+        }
+        Err(_) => std::future::pending::<()>().await,
+    }
+}
+
+async fn ingest_inputs(
+    ing: &Ingestor,
+    inputs: &[String],
+    limits: Limits,
+    move_processed: Option<&std::path::Path>,
+    json: bool,
+) -> anyhow::Result<u8> {
     let mut status = 0u8;
     let mut out = std::io::stdout().lock();
-    for input in &inputs {
+    for input in inputs {
         let items = match source::items(input, limits.max_message) {
             Ok(items) => items,
             Err(e) => {

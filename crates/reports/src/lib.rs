@@ -11,6 +11,7 @@
 
 pub mod dkim;
 pub mod http;
+pub mod imap;
 pub mod ingest;
 pub mod intake;
 pub mod page;

@@ -39,6 +39,7 @@
 pub mod browser;
 pub mod ca;
 pub mod dns;
+pub mod dovecot;
 pub mod generated;
 pub mod https;
 pub mod nsd;

@@ -226,3 +226,31 @@ fn readiness_says_why_not() {
         text(&out)
     );
 }
+
+/// `report ingest --imap`: a mailbox on Debian's dovecot, polled once.
+#[test]
+fn ingest_from_an_imap_mailbox() {
+    let Some(dovecot) = mtasts_testkit::dovecot::Dovecot::start(&[("tlsrpt", "pw")]) else {
+        return;
+    };
+    dovecot.deliver("tlsrpt", "1.eml", &std::fs::read(data(GOOGLE)).unwrap());
+    dovecot.deliver(
+        "tlsrpt",
+        "2.eml",
+        b"From: x@example.com\r\nSubject: hi\r\n\r\nnot a report\r\n",
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}", dir.path().join("r.db").display());
+    let url = format!("imap://tlsrpt@{}/INBOX", dovecot.addr());
+    let out = mtasts(&db, &["ingest", "--imap", &url, "--dkim", "off"])
+        .env("MTASTS_IMAP_PASSWORD", "pw")
+        .output()
+        .unwrap();
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(65), "one message was rejected: {t}");
+    assert!(t.contains("1 stored, 0 already stored, 1 rejected, 0 left for later"), "{t}");
+    assert_eq!(dovecot.count("tlsrpt", "INBOX"), 0);
+    assert_eq!(dovecot.count("tlsrpt", "TLSRPT-Rejected"), 1);
+    let out = mtasts(&db, &["list", "--format", "csv"]).output().unwrap();
+    assert!(String::from_utf8_lossy(&out.stdout).contains("Google Inc."));
+}

@@ -4,5 +4,6 @@
 
 mod dkim;
 mod https;
+mod imap;
 mod ingest;
 mod page;
