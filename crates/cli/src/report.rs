@@ -12,7 +12,7 @@ use mtasts_reports::http::HttpLimits;
 use mtasts_reports::imap::ImapSource;
 use mtasts_reports::readiness::{Criteria, Evidence};
 use mtasts_reports::source::{self, Item};
-use mtasts_reports::{Ingestor, Limits};
+use mtasts_reports::{Incoming, Ingestor, Limits};
 use mtasts_store::reports::{FailureKey, ReportStore};
 use mtasts_store::{Database, DatabaseUrl};
 
@@ -443,60 +443,73 @@ async fn ingest_inputs(
                 continue;
             }
         };
-        for item in items {
-            let result = if item.report_file {
-                ing.file(&item.bytes, &item.origin, now()).await.map(|r| vec![r])
-            } else {
-                ing.mail(&item.bytes, now()).await
-            };
-            match result {
-                Ok(reports) => {
-                    for r in &reports {
-                        let what = if r.duplicate { "already stored" } else { "stored" };
-                        eprintln!(
-                            "mtasts report ingest: {}: {what} report {} ({:?} from {}, for {})",
-                            item.origin,
-                            r.id,
-                            r.report_id,
-                            r.organization,
-                            if r.domains.is_empty() {
-                                "no policy domain".to_owned()
-                            } else {
-                                r.domains.join(", ")
-                            }
-                        );
-                        for t in &r.tolerated {
-                            eprintln!("    accepted with a warning: {t}");
-                        }
-                        if json {
-                            writeln!(
-                                out,
-                                "{}",
-                                serde_json::json!({
-                                    "input": item.origin, "id": r.id, "duplicate": r.duplicate,
-                                    "organization": r.organization, "report_id": r.report_id,
-                                    "domains": r.domains, "warnings": r.tolerated, "dkim": r.dkim,
-                                })
-                            )?;
-                        }
-                    }
-                    move_done(&item, move_processed)?;
-                }
-                Err(e) => {
-                    eprintln!("mtasts report ingest: {}: {e}", item.origin);
-                    let code = if e.is_temporary() { EX_TEMPFAIL } else { EX_DATAERR };
-                    // A database failure is worse than a bad report: retrying helps it.
-                    status = if code == EX_TEMPFAIL || status == EX_TEMPFAIL {
-                        EX_TEMPFAIL
+        // Stored a batch at a time (one transaction each): a maildir of thousands of
+        // messages costs a few hundred commits, not one per message.
+        for chunk in items.chunks(BATCH) {
+            let incoming: Vec<Incoming<'_>> = chunk
+                .iter()
+                .map(|item| {
+                    if item.report_file {
+                        Incoming::File(&item.bytes, &item.origin)
                     } else {
-                        code
-                    };
+                        Incoming::Mail(&item.bytes)
+                    }
+                })
+                .collect();
+            let results = ing.batch(&incoming, now()).await;
+            for (item, result) in chunk.iter().zip(results) {
+                match result {
+                    Ok(reports) => {
+                        for r in &reports {
+                            let what = if r.duplicate { "already stored" } else { "stored" };
+                            eprintln!(
+                                "mtasts report ingest: {}: {what} report {} ({:?} from {}, for {})",
+                                item.origin,
+                                r.id,
+                                r.report_id,
+                                r.organization,
+                                if r.domains.is_empty() {
+                                    "no policy domain".to_owned()
+                                } else {
+                                    r.domains.join(", ")
+                                }
+                            );
+                            for t in &r.tolerated {
+                                eprintln!("    accepted with a warning: {t}");
+                            }
+                            if json {
+                                writeln!(
+                                    out,
+                                    "{}",
+                                    serde_json::json!({
+                                        "input": item.origin, "id": r.id, "duplicate": r.duplicate,
+                                        "organization": r.organization, "report_id": r.report_id,
+                                        "domains": r.domains, "warnings": r.tolerated, "dkim": r.dkim,
+                                    })
+                                )?;
+                            }
+                        }
+                        move_done(item, move_processed)?;
+                    }
+                    Err(e) => {
+                        eprintln!("mtasts report ingest: {}: {e}", item.origin);
+                        let code = if e.is_temporary() { EX_TEMPFAIL } else { EX_DATAERR };
+                        // A database failure is worse than a bad report: retrying helps it.
+                        status = if code == EX_TEMPFAIL || status == EX_TEMPFAIL {
+                            EX_TEMPFAIL
+                        } else {
+                            code
+                        };
+                    }
                 }
             }
         }
     }
     Ok(status)
 }
+
+/// Messages stored per transaction by `ingest`.
+const BATCH: usize = 256;
 
 async fn receive(
     db: &str,

@@ -1,7 +1,7 @@
 //! Intake, then storage: what `mtasts report ingest` and the HTTPS receiver do with what they
 //! receive. A report is acknowledged only once it is committed (or found already stored).
 
-use mtasts_store::reports::{ReportStore, ReportStoreError};
+use mtasts_store::reports::{NewReport, ReportStore, ReportStoreError};
 
 use crate::dkim::{DkimPolicy, DkimVerdict, DkimVerifier};
 use crate::intake::{self, Extracted, IntakeError, Limits};
@@ -81,27 +81,118 @@ impl Ingestor {
     /// Every report in a mail message. Nothing is stored unless every report in it is valid.
     pub async fn mail(&self, message: &[u8], now: i64) -> Result<Vec<Ingested>, IngestError> {
         let found = intake::from_mail(message, &self.limits)?;
-        let verdict = match &self.dkim {
-            Some((verifier, policy)) => {
-                let verdict = verifier.verify(message).await;
-                if *policy == DkimPolicy::Require {
-                    match &verdict {
-                        DkimVerdict::Pass { .. } => {}
-                        DkimVerdict::TempError { .. } => {
-                            return Err(IngestError::DkimLookup(verdict.words()));
-                        }
-                        _ => return Err(IntakeError::Dkim { reason: verdict.words() }.into()),
-                    }
-                }
-                Some(verdict.stored())
-            }
-            None => None,
-        };
+        let verdict = self.dkim_verdict(message).await?;
         let mut out = Vec::with_capacity(found.len());
         for e in &found {
             out.push(self.commit(e, Channel::Mail, now, verdict.as_deref()).await?);
         }
         Ok(out)
+    }
+
+    /// Many messages (mail or report files) at once, their reports stored in one
+    /// transaction: the fast path for maildirs, mboxes and directories. One result per input,
+    /// in order, as [`Ingestor::mail`] and [`Ingestor::file`] would give; if the batch cannot
+    /// be committed, each input is tried alone, so every result is its own.
+    pub async fn batch(
+        &self,
+        inputs: &[Incoming<'_>],
+        now: i64,
+    ) -> Vec<Result<Vec<Ingested>, IngestError>> {
+        // The MIME, gzip and JSON work is CPU-bound: spread it over the cores.
+        let parsed = self.parse_all(inputs);
+        let mut results: Vec<Option<Result<Vec<Ingested>, IngestError>>> =
+            Vec::with_capacity(inputs.len());
+        let mut pending: Vec<(usize, Extracted, Channel, Option<String>)> = Vec::new();
+        for (i, (input, taken)) in inputs.iter().zip(parsed).enumerate() {
+            let taken = match (input, taken) {
+                (Incoming::Mail(bytes), Ok(found)) => match self.dkim_verdict(bytes).await {
+                    Ok(verdict) => Ok(found
+                        .into_iter()
+                        .map(|e| (e, Channel::Mail, verdict.clone()))
+                        .collect::<Vec<_>>()),
+                    Err(e) => Err(e),
+                },
+                (Incoming::File(..), Ok(found)) => {
+                    Ok(found.into_iter().map(|e| (e, Channel::File, None)).collect())
+                }
+                (_, Err(e)) => Err(e.into()),
+            };
+            match taken {
+                Ok(found) => {
+                    results.push(None);
+                    pending.extend(found.into_iter().map(|(e, c, v)| (i, e, c, v)));
+                }
+                Err(e) => results.push(Some(Err(e))),
+            }
+        }
+        let rows: Vec<NewReport> =
+            pending.iter().map(|(_, e, c, v)| new_report(e, *c, now, v.as_deref())).collect();
+        match self.store.insert_all(&rows).await {
+            Ok(stored) => {
+                let mut by_input: Vec<Vec<Ingested>> = vec![Vec::new(); inputs.len()];
+                for (((i, e, _, v), row), st) in pending.iter().zip(&rows).zip(stored) {
+                    by_input[*i].push(ingested(e, row, st.id, st.duplicate, v.as_deref()));
+                }
+                results.into_iter().zip(by_input).map(|(r, got)| r.unwrap_or(Ok(got))).collect()
+            }
+            Err(_) => {
+                // One at a time, for each input's own outcome.
+                let mut out = Vec::with_capacity(inputs.len());
+                for (r, input) in results.into_iter().zip(inputs) {
+                    out.push(match r {
+                        Some(done) => done,
+                        None => match input {
+                            Incoming::Mail(bytes) => self.mail(bytes, now).await,
+                            Incoming::File(bytes, name) => {
+                                self.file(bytes, name, now).await.map(|r| vec![r])
+                            }
+                        },
+                    });
+                }
+                out
+            }
+        }
+    }
+
+    /// Every input through the intake, on all cores (scoped threads; the order is kept).
+    fn parse_all(&self, inputs: &[Incoming<'_>]) -> Vec<Result<Vec<Extracted>, IntakeError>> {
+        let one = |input: &Incoming<'_>| match input {
+            Incoming::Mail(bytes) => intake::from_mail(bytes, &self.limits),
+            Incoming::File(bytes, name) => {
+                intake::from_file(bytes, &self.limits, name).map(|e| vec![e])
+            }
+        };
+        let threads = std::thread::available_parallelism().map_or(1, usize::from).min(8);
+        if threads < 2 || inputs.len() < 16 {
+            return inputs.iter().map(one).collect();
+        }
+        let per = inputs.len().div_ceil(threads);
+        std::thread::scope(|scope| {
+            let handles: Vec<_> = inputs
+                .chunks(per)
+                .map(|chunk| scope.spawn(move || chunk.iter().map(one).collect::<Vec<_>>()))
+                .collect();
+            handles
+                .into_iter()
+                .flat_map(|h| h.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)))
+                .collect()
+        })
+    }
+
+    /// The DKIM verdict to store, or the refusal under [`DkimPolicy::Require`].
+    async fn dkim_verdict(&self, message: &[u8]) -> Result<Option<String>, IngestError> {
+        let Some((verifier, policy)) = &self.dkim else { return Ok(None) };
+        let verdict = verifier.verify(message).await;
+        if *policy == DkimPolicy::Require {
+            match &verdict {
+                DkimVerdict::Pass { .. } => {}
+                DkimVerdict::TempError { .. } => {
+                    return Err(IngestError::DkimLookup(verdict.words()));
+                }
+                _ => return Err(IntakeError::Dkim { reason: verdict.words() }.into()),
+            }
+        }
+        Ok(Some(verdict.stored()))
     }
 
     /// A report file (JSON or gzip).
@@ -132,14 +223,33 @@ impl Ingestor {
     ) -> Result<Ingested, IngestError> {
         let row = new_report(e, channel, now, dkim);
         let stored = self.store.insert(&row).await?;
-        Ok(Ingested {
-            id: stored.id,
-            duplicate: stored.duplicate,
-            organization: row.organization,
-            report_id: row.report_id,
-            domains: row.policies.iter().filter_map(|p| p.policy_domain.clone()).collect(),
-            tolerated: e.tolerated.iter().map(ToString::to_string).collect(),
-            dkim: dkim.map(str::to_owned),
-        })
+        Ok(ingested(e, &row, stored.id, stored.duplicate, dkim))
+    }
+}
+
+/// One message or file for [`Ingestor::batch`].
+#[derive(Clone, Copy, Debug)]
+pub enum Incoming<'a> {
+    /// A report e-mail.
+    Mail(&'a [u8]),
+    /// A report file (JSON or gzip) and its name.
+    File(&'a [u8], &'a str),
+}
+
+fn ingested(
+    e: &Extracted,
+    row: &NewReport,
+    id: i64,
+    duplicate: bool,
+    dkim: Option<&str>,
+) -> Ingested {
+    Ingested {
+        id,
+        duplicate,
+        organization: row.organization.clone(),
+        report_id: row.report_id.clone(),
+        domains: row.policies.iter().filter_map(|p| p.policy_domain.clone()).collect(),
+        tolerated: e.tolerated.iter().map(ToString::to_string).collect(),
+        dkim: dkim.map(str::to_owned),
     }
 }

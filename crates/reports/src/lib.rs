@@ -19,5 +19,5 @@ pub mod readiness;
 pub mod record;
 pub mod source;
 
-pub use ingest::{IngestError, Ingested, Ingestor};
+pub use ingest::{Incoming, IngestError, Ingested, Ingestor};
 pub use intake::{Extracted, IntakeError, Limits};

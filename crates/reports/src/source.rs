@@ -37,7 +37,18 @@ fn words(e: &std::io::Error) -> String {
 }
 
 fn read_capped(mut r: impl Read, limit: usize, path: &str) -> Result<Vec<u8>, SourceError> {
-    let mut out = Vec::new();
+    read_capped_sized(&mut r, limit, path, 0)
+}
+
+/// [`read_capped`] with the expected size (a file's length), to read it in one buffer.
+fn read_capped_sized(
+    mut r: impl Read,
+    limit: usize,
+    path: &str,
+    expected: u64,
+) -> Result<Vec<u8>, SourceError> {
+    let hint = usize::try_from(expected).unwrap_or(usize::MAX).min(limit).saturating_add(1);
+    let mut out = Vec::with_capacity(hint);
     r.by_ref()
         .take(u64::try_from(limit).unwrap_or(u64::MAX).saturating_add(1))
         .read_to_end(&mut out)
@@ -91,7 +102,8 @@ fn maildir(dir: &Path, limit: usize) -> Result<Vec<Item>, SourceError> {
             let shown = p.display().to_string();
             let file = std::fs::File::open(&p)
                 .map_err(|e| SourceError { path: shown.clone(), reason: words(&e) })?;
-            let bytes = read_capped(file, limit, &shown)?;
+            let size = file.metadata().map(|m| m.len()).unwrap_or(0);
+            let bytes = read_capped_sized(file, limit, &shown, size)?;
             out.push(one(shown, bytes, Some(p)));
         }
     }

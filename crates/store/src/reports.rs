@@ -10,6 +10,8 @@
 //! This module knows nothing of the report format: the caller (`mtasts-reports`) turns a parsed
 //! report into a [`NewReport`].
 
+use std::collections::{HashMap, HashSet};
+
 use sqlx::Row;
 
 use crate::db::{Database, DbError, Migrations, Pool};
@@ -272,115 +274,155 @@ macro_rules! on_pool {
     };
 }
 
-/// Inserts `report` on one connection type (one transaction).
-macro_rules! insert_on {
-    ($self:expr, $pool:expr, $report:expr) => {{
+/// Rows per multi-row statement (SQLite allows 32 766 bound values per statement; the widest
+/// row here has 15).
+const ROWS_PER_STATEMENT: usize = 1000;
+
+/// Inserts `reports` in one transaction on one connection type, with multi-row statements:
+/// a few statements per thousand reports rather than five per report (each statement is a
+/// round trip to the database, or to sqlx's SQLite thread).
+macro_rules! insert_all {
+    ($self:expr, $pool:expr, $reports:expr) => {{
         let e = |error| $self.err(error);
-        let r = $report;
+        let reports: &[NewReport] = $reports;
         let mut tx = $pool.begin().await.map_err(e)?;
-        let successful: i64 = r.policies.iter().map(|p| p.successful).sum();
-        let failed: i64 = r.policies.iter().map(|p| p.failed).sum();
-        let inserted: Option<(i64,)> = sqlx::query_as(
-            "INSERT INTO tlsrpt_reports (organization, report_id, start_at, end_at, contact_info, \
-             successful, failed, channel, submitter, report_domain, dkim, warnings_json, \
-             report_json, raw_json, received_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) \
-             ON CONFLICT (organization, report_id, start_at, end_at) DO NOTHING RETURNING id",
-        )
-        .bind(&r.organization)
-        .bind(&r.report_id)
-        .bind(r.start)
-        .bind(r.end)
-        .bind(&r.contact_info)
-        .bind(successful)
-        .bind(failed)
-        .bind(&r.channel)
-        .bind(&r.submitter)
-        .bind(&r.report_domain)
-        .bind(&r.dkim)
-        .bind(&r.warnings_json)
-        .bind(&r.report_json)
-        .bind(&r.raw_json)
-        .bind(r.received_at)
-        .fetch_optional(&mut *tx)
-        .await
-        .map_err(e)?;
-        let (id, duplicate) = match inserted {
-            Some((id,)) => (id, false),
-            None => {
-                let (id,): (i64,) = sqlx::query_as(
-                    "SELECT id FROM tlsrpt_reports WHERE organization = $1 AND report_id = $2 \
-                     AND start_at = $3 AND end_at = $4",
-                )
-                .bind(&r.organization)
-                .bind(&r.report_id)
-                .bind(r.start)
-                .bind(r.end)
-                .fetch_one(&mut *tx)
-                .await
-                .map_err(e)?;
-                (id, true)
-            }
-        };
-        sqlx::query(
-            "INSERT INTO tlsrpt_receipts (report, channel, received_at, duplicate) VALUES ($1, $2, $3, $4)",
-        )
-        .bind(id)
-        .bind(&r.channel)
-        .bind(r.received_at)
-        .bind(duplicate)
-        .execute(&mut *tx)
-        .await
-        .map_err(e)?;
-        if !duplicate {
-            // RFC 8460 §4.1: a report covers (normally) one UTC day; sessions are counted on
-            // the day the range starts.
-            let day = r.start - r.start.rem_euclid(86_400);
-            for (position, p) in r.policies.iter().enumerate() {
-                let (policy,): (i64,) = sqlx::query_as(
-                    "INSERT INTO tlsrpt_policies (report, position, policy_type, policy_domain, \
-                     policy_strings_json, mx_hosts_json, successful, failed, day, extra_json) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING id",
-                )
-                .bind(id)
-                .bind(i64::try_from(position).unwrap_or(i64::MAX))
-                .bind(&p.policy_type)
-                .bind(&p.policy_domain)
-                .bind(&p.policy_strings_json)
-                .bind(&p.mx_hosts_json)
-                .bind(p.successful)
-                .bind(p.failed)
-                .bind(day)
-                .bind(&p.extra_json)
-                .fetch_one(&mut *tx)
-                .await
-                .map_err(e)?;
-                for f in &p.failures {
-                    sqlx::query(
-                        "INSERT INTO tlsrpt_failures (policy, result_type, sending_ip, \
-                         receiving_mx_hostname, receiving_mx_helo, receiving_ip, failed_sessions, \
-                         additional_information, failure_reason_code, extra_json) \
-                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-                    )
-                    .bind(policy)
-                    .bind(&f.result_type)
-                    .bind(&f.sending_ip)
-                    .bind(&f.receiving_mx_hostname)
-                    .bind(&f.receiving_mx_helo)
-                    .bind(&f.receiving_ip)
-                    .bind(f.failed_sessions)
-                    .bind(&f.additional_information)
-                    .bind(&f.failure_reason_code)
-                    .bind(&f.extra_json)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(e)?;
-                }
+        // 1. The reports; those already stored (or earlier in this batch) are not returned.
+        let mut ids: HashMap<(String, String, i64, i64), i64> = HashMap::new();
+        let mut fresh: HashSet<i64> = HashSet::new();
+        for chunk in reports.chunks(ROWS_PER_STATEMENT) {
+            let mut q = builder($pool, "INSERT INTO tlsrpt_reports (organization, report_id, start_at, end_at, contact_info, \
+                 successful, failed, channel, submitter, report_domain, dkim, warnings_json, report_json, raw_json, received_at) ");
+            q.push_values(chunk, |mut b, r| {
+                b.push_bind(&r.organization)
+                    .push_bind(&r.report_id)
+                    .push_bind(r.start)
+                    .push_bind(r.end)
+                    .push_bind(&r.contact_info)
+                    .push_bind(r.policies.iter().map(|p| p.successful).sum::<i64>())
+                    .push_bind(r.policies.iter().map(|p| p.failed).sum::<i64>())
+                    .push_bind(&r.channel)
+                    .push_bind(&r.submitter)
+                    .push_bind(&r.report_domain)
+                    .push_bind(&r.dkim)
+                    .push_bind(&r.warnings_json)
+                    .push_bind(&r.report_json)
+                    .push_bind(&r.raw_json)
+                    .push_bind(r.received_at);
+            });
+            q.push(" ON CONFLICT (organization, report_id, start_at, end_at) DO NOTHING \
+                     RETURNING id, organization, report_id, start_at, end_at");
+            let rows: Vec<(i64, String, String, i64, i64)> =
+                q.build_query_as().fetch_all(&mut *tx).await.map_err(e)?;
+            for (id, org, rid, start, end) in rows {
+                fresh.insert(id);
+                ids.insert((org, rid, start, end), id);
             }
         }
+        // Reports stored before this batch: looked up one by one (duplicates are rare).
+        for r in reports {
+            let key = (r.organization.clone(), r.report_id.clone(), r.start, r.end);
+            if ids.contains_key(&key) {
+                continue;
+            }
+            let (id,): (i64,) = sqlx::query_as(
+                "SELECT id FROM tlsrpt_reports WHERE organization = $1 AND report_id = $2 \
+                 AND start_at = $3 AND end_at = $4",
+            )
+            .bind(&r.organization)
+            .bind(&r.report_id)
+            .bind(r.start)
+            .bind(r.end)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(e)?;
+            ids.insert(key, id);
+        }
+        // Which delivery is new: the first of a freshly inserted report in this batch.
+        let mut out = Vec::with_capacity(reports.len());
+        let mut owners: Vec<(usize, i64)> = Vec::new();
+        for (i, r) in reports.iter().enumerate() {
+            let id = ids[&(r.organization.clone(), r.report_id.clone(), r.start, r.end)];
+            let duplicate = !fresh.remove(&id);
+            if !duplicate {
+                owners.push((i, id));
+            }
+            out.push(Stored { id, duplicate });
+        }
+        // 2. One receipt per delivery.
+        for chunk in reports.iter().zip(&out).collect::<Vec<_>>().chunks(ROWS_PER_STATEMENT) {
+            let mut q = builder($pool, "INSERT INTO tlsrpt_receipts (report, channel, received_at, duplicate) ");
+            q.push_values(chunk, |mut b, (r, st)| {
+                b.push_bind(st.id).push_bind(&r.channel).push_bind(r.received_at).push_bind(st.duplicate);
+            });
+            q.build().execute(&mut *tx).await.map_err(e)?;
+        }
+        // 3. The policies of the new reports, then 4. their failure details.
+        let policies: Vec<(i64, i64, &NewPolicy, i64)> = owners
+            .iter()
+            .flat_map(|&(i, id)| {
+                let r = &reports[i];
+                // RFC 8460 §4.1: a report covers (normally) one UTC day; sessions are counted
+                // on the day the range starts.
+                let day = r.start - r.start.rem_euclid(86_400);
+                r.policies.iter().enumerate().map(move |(pos, p)| {
+                    (id, i64::try_from(pos).unwrap_or(i64::MAX), p, day)
+                })
+            })
+            .collect();
+        let mut policy_ids: HashMap<(i64, i64), i64> = HashMap::new();
+        for chunk in policies.chunks(ROWS_PER_STATEMENT) {
+            let mut q = builder($pool, "INSERT INTO tlsrpt_policies (report, position, policy_type, policy_domain, \
+                 policy_strings_json, mx_hosts_json, successful, failed, day, extra_json) ");
+            q.push_values(chunk, |mut b, (id, pos, p, day)| {
+                b.push_bind(*id)
+                    .push_bind(*pos)
+                    .push_bind(&p.policy_type)
+                    .push_bind(&p.policy_domain)
+                    .push_bind(&p.policy_strings_json)
+                    .push_bind(&p.mx_hosts_json)
+                    .push_bind(p.successful)
+                    .push_bind(p.failed)
+                    .push_bind(*day)
+                    .push_bind(&p.extra_json);
+            });
+            q.push(" RETURNING id, report, position");
+            let rows: Vec<(i64, i64, i64)> = q.build_query_as().fetch_all(&mut *tx).await.map_err(e)?;
+            for (pid, report, pos) in rows {
+                policy_ids.insert((report, pos), pid);
+            }
+        }
+        let failures: Vec<(i64, &NewFailure)> = policies
+            .iter()
+            .flat_map(|(id, pos, p, _)| {
+                let pid = policy_ids.get(&(*id, *pos)).copied().unwrap_or_default();
+                p.failures.iter().map(move |f| (pid, f))
+            })
+            .collect();
+        for chunk in failures.chunks(ROWS_PER_STATEMENT) {
+            let mut q = builder($pool, "INSERT INTO tlsrpt_failures (policy, result_type, sending_ip, \
+                 receiving_mx_hostname, receiving_mx_helo, receiving_ip, failed_sessions, \
+                 additional_information, failure_reason_code, extra_json) ");
+            q.push_values(chunk, |mut b, (pid, f)| {
+                b.push_bind(*pid)
+                    .push_bind(&f.result_type)
+                    .push_bind(&f.sending_ip)
+                    .push_bind(&f.receiving_mx_hostname)
+                    .push_bind(&f.receiving_mx_helo)
+                    .push_bind(&f.receiving_ip)
+                    .push_bind(f.failed_sessions)
+                    .push_bind(&f.additional_information)
+                    .push_bind(&f.failure_reason_code)
+                    .push_bind(&f.extra_json);
+            });
+            q.build().execute(&mut *tx).await.map_err(e)?;
+        }
         tx.commit().await.map_err(e)?;
-        Stored { id, duplicate }
+        out
     }};
+}
+
+fn builder<DB: sqlx::Database>(_pool: &sqlx::Pool<DB>, init: &str) -> sqlx::QueryBuilder<DB> {
+    sqlx::QueryBuilder::new(init)
 }
 
 const LIST: &str = "SELECT r.id, r.organization, r.report_id, r.start_at, r.end_at, \
@@ -442,9 +484,16 @@ impl ReportStore {
 
     /// Stores `report` (or records a duplicate delivery of it), in one transaction.
     pub async fn insert(&self, report: &NewReport) -> Result<Stored, ReportStoreError> {
+        let mut stored = self.insert_all(std::slice::from_ref(report)).await?;
+        stored.pop().ok_or_else(|| self.err(sqlx::Error::RowNotFound))
+    }
+
+    /// Stores `reports` (or records duplicate deliveries) in one transaction: all or none.
+    /// One `Stored` per report, in order.
+    pub async fn insert_all(&self, reports: &[NewReport]) -> Result<Vec<Stored>, ReportStoreError> {
         Ok(match self.db.pool() {
-            Pool::Sqlite(pool) => insert_on!(self, pool, report),
-            Pool::Postgres(pool) => insert_on!(self, pool, report),
+            Pool::Sqlite(pool) => insert_all!(self, pool, reports),
+            Pool::Postgres(pool) => insert_all!(self, pool, reports),
         })
     }
 

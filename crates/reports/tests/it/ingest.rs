@@ -194,3 +194,72 @@ async fn bad_input_is_refused_and_nothing_is_stored() {
     assert_eq!(ing.store().count().await.unwrap(), 0);
     db.cleanup().await;
 }
+
+/// Quirks of real senders are accepted and recorded with the stored report: a date without a
+/// timezone, `mx-host` as a string, `contact-info: null`, no `policy-domain` for
+/// `no-policy-found`, detail counts that do not add up.
+#[tokio::test]
+async fn quirks_are_accepted_with_a_recorded_warning() {
+    let db = TestDb::sqlite();
+    let ing = ingestor(&db).await;
+    let stored = |warnings: String| -> Vec<String> {
+        let v: serde_json::Value = serde_json::from_str(&warnings).unwrap();
+        v.as_array().unwrap().iter().map(|w| w["code"].as_str().unwrap().to_owned()).collect()
+    };
+    for (name, code) in [
+        ("mox__testdata__tlsreports__microsoft_extracted.json.gz", "datetime-no-timezone"),
+        ("parsedmarc__smtp_tls__google.com_extracted.json.gz", ""),
+    ] {
+        let r = ing.file(&data(name), name, 1).await.unwrap();
+        let codes = stored(ing.store().get(r.id).await.unwrap().unwrap().warnings_json);
+        assert!(code.is_empty() || codes.iter().any(|c| c == code), "{name}: {codes:?}");
+    }
+    let rfc = ing.file(&json_sample("parsedmarc__smtp_tls__rfc8460.json"), "rfc", 1).await.unwrap();
+    let codes = stored(ing.store().get(rfc.id).await.unwrap().unwrap().warnings_json);
+    assert!(codes.iter().any(|c| c == "mx-host-string"), "{codes:?}");
+    let ru = ing.file(&json_sample("parsedmarc__smtp_tls__mail.ru.json"), "ru", 1).await.unwrap();
+    let codes = stored(ing.store().get(ru.id).await.unwrap().unwrap().warnings_json);
+    assert!(codes.iter().any(|c| c == "failure-count-mismatch"), "{codes:?}");
+    // contact-info: null and no policy-domain for no-policy-found (tlsrpt-reporter #51).
+    let report = serde_json::json!({
+        "organization-name": "Stalwart-based", "contact-info": null, "report-id": "q1",
+        "date-range": {"start-datetime": "2026-11-01T00:00:00Z", "end-datetime": "2026-11-02T00:00:00Z"},
+        "policies": [{"policy": {"policy-type": "no-policy-found", "policy-string": []},
+            "summary": {"total-successful-session-count": 3, "total-failure-session-count": 0},
+            "failure-details": []}]
+    });
+    let r =
+        ing.https("application/tlsrpt+json", report.to_string().as_bytes(), None, 1).await.unwrap();
+    let codes = stored(ing.store().get(r.id).await.unwrap().unwrap().warnings_json);
+    assert!(codes.iter().any(|c| c == "field-null" || c == "contact-info-missing"), "{codes:?}");
+    assert!(codes.iter().any(|c| c == "policy-domain-missing"), "{codes:?}");
+    db.cleanup().await;
+}
+
+/// A batch stores its reports in one transaction and gives each input its own outcome: a
+/// report twice in the same batch is stored once, a non-report is refused alone.
+#[tokio::test]
+async fn a_batch_gives_each_input_its_own_outcome() {
+    use mtasts_reports::Incoming;
+    let db = TestDb::sqlite();
+    let ing = ingestor(&db).await;
+    let google = data(MAILS[0]);
+    let gz = data("mox__testdata__tlsreports__microsoft_extracted.json.gz");
+    let spam = b"From: a@example.com\r\nSubject: hi\r\n\r\nhello\r\n".to_vec();
+    let inputs = [
+        Incoming::Mail(&google),
+        Incoming::Mail(&spam),
+        Incoming::File(&gz, "ms.json.gz"),
+        Incoming::Mail(&google),
+    ];
+    let results = ing.batch(&inputs, 1).await;
+    assert_eq!(results.len(), 4);
+    let first = results[0].as_ref().unwrap();
+    assert!(!first[0].duplicate);
+    assert!(matches!(results[1], Err(IngestError::Rejected(_))));
+    assert!(!results[2].as_ref().unwrap()[0].duplicate);
+    let again = &results[3].as_ref().unwrap()[0];
+    assert!(again.duplicate && again.id == first[0].id);
+    assert_eq!(ing.store().count().await.unwrap(), 2);
+    db.cleanup().await;
+}
