@@ -136,6 +136,11 @@ pub(crate) enum ReportCommand {
         /// Plain HTTP, for use behind a reverse proxy that terminates TLS.
         #[arg(long, conflicts_with_all = ["tls_cert", "tls_key"])]
         plain: bool,
+        /// Also serve the analysis API (`GET /api/v1/reports`, `/api/v1/reports/ID`,
+        /// `/api/v1/domains/DOMAIN/days`, `/api/v1/domains/DOMAIN/readiness`) to clients that
+        /// send `Authorization: Bearer TOKEN`. Without it, no API.
+        #[arg(long, env = "MTASTS_API_TOKEN", hide_env_values = true, value_name = "TOKEN")]
+        api_token: Option<String>,
         /// Reports one client address may post per minute.
         #[arg(long, default_value_t = 60, value_name = "N")]
         per_client_per_minute: u32,
@@ -286,6 +291,7 @@ pub(crate) async fn run(args: ReportArgs) -> anyhow::Result<u8> {
             tls_cert,
             tls_key,
             plain: _,
+            api_token,
             per_client_per_minute,
             body_timeout,
             max_message,
@@ -297,7 +303,7 @@ pub(crate) async fn run(args: ReportArgs) -> anyhow::Result<u8> {
                 per_client_per_minute,
                 body_timeout: std::time::Duration::from_secs(body_timeout),
             };
-            receive(&db, listen, tls_cert.zip(tls_key), limits, http).await
+            receive(&db, listen, tls_cert.zip(tls_key), limits, http, api_token.as_deref()).await
         }
         ReportCommand::Readiness {
             domain,
@@ -517,6 +523,7 @@ async fn receive(
     tls: Option<(PathBuf, PathBuf)>,
     limits: Limits,
     http: HttpLimits,
+    api_token: Option<&str>,
 ) -> anyhow::Result<u8> {
     use rustls::pki_types::pem::PemObject;
     use rustls::pki_types::{CertificateDer, PrivateKeyDer};
@@ -547,7 +554,12 @@ async fn receive(
         listener.local_addr().unwrap_or(listen),
         store.database()
     );
-    let app = mtasts_reports::http::router(Ingestor::new(store, limits), http);
+    let mut app = mtasts_reports::http::router(Ingestor::new(store.clone(), limits), http);
+    if let Some(token) = api_token {
+        anyhow::ensure!(token.len() >= 16, "--api-token must be at least 16 characters");
+        // The API's GET routes are more specific than the receiver's catch-all.
+        app = mtasts_reports::api::router(store, token).merge(app);
+    }
     mtasts_reports::http::serve(listener, acceptor, app, async {
         let _ = tokio::signal::ctrl_c().await;
     })

@@ -133,3 +133,70 @@ async fn refusals_say_why_and_store_nothing() {
     let (got, text) = rx.post("application/tlsrpt+json", vec![]).await;
     assert_eq!(got, 429, "{text}");
 }
+
+/// The analysis API beside the receiver: the stored report as JSON, with the token only.
+#[tokio::test]
+async fn the_api_answers_with_the_token_only() {
+    let db = TestDb::sqlite();
+    let store = ReportStore::with_database(db.database().await).await.unwrap();
+    let ing = Ingestor::new(store.clone(), Limits::default());
+    ing.file(&json_sample("parsedmarc__smtp_tls__rfc8460.json"), "rfc", 1).await.unwrap();
+    let app = mtasts_reports::api::router(store.clone(), "0123456789abcdef")
+        .merge(router(ing, HttpLimits::default()));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (_stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(serve(listener, None, app, async move {
+        let _ = stopped.await;
+    }));
+    let tls = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(rustls::RootCertStore::empty())
+    .with_no_client_auth();
+    let client = reqwest::Client::builder().tls_backend_preconfigured(tls).build().unwrap();
+    let url = format!("http://{addr}/api/v1/reports?domain=company-y.example");
+    let r = client.get(&url).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 401);
+    let r = client.get(&url).bearer_auth("0123456789abcdeX").send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 401);
+    let r = client.get(&url).bearer_auth("0123456789abcdef").send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    let rows: serde_json::Value = serde_json::from_str(&r.text().await.unwrap()).unwrap();
+    assert_eq!(rows[0]["failed"], 303, "{rows}");
+    let id = rows[0]["id"].as_i64().unwrap();
+    let one: serde_json::Value = client
+        .get(format!("http://{addr}/api/v1/reports/{id}"))
+        .bearer_auth("0123456789abcdef")
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .map(|t| serde_json::from_str(&t).unwrap())
+        .unwrap();
+    assert_eq!(one["report"]["organization-name"], "Company-X");
+    let verdict: serde_json::Value = client
+        .get(format!("http://{addr}/api/v1/domains/company-y.example/readiness?days=3660"))
+        .bearer_auth("0123456789abcdef")
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .map(|t| serde_json::from_str(&t).unwrap())
+        .unwrap();
+    assert_eq!(verdict["ready"], false, "{verdict}");
+    // POSTs still reach the receiver.
+    let r = client
+        .post(format!("http://{addr}/v1/tlsrpt"))
+        .header("content-type", "text/plain")
+        .body("x")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 415);
+    db.cleanup().await;
+}
