@@ -141,6 +141,10 @@ pub(crate) enum ReportCommand {
         /// send `Authorization: Bearer TOKEN`. Without it, no API.
         #[arg(long, env = "MTASTS_API_TOKEN", hide_env_values = true, value_name = "TOKEN")]
         api_token: Option<String>,
+        /// Serve Prometheus metrics at `GET /metrics`: reports received by outcome, sessions
+        /// by domain and result, failed sessions by domain and result type.
+        #[arg(long)]
+        metrics: bool,
         /// Reports one client address may post per minute.
         #[arg(long, default_value_t = 60, value_name = "N")]
         per_client_per_minute: u32,
@@ -292,6 +296,7 @@ pub(crate) async fn run(args: ReportArgs) -> anyhow::Result<u8> {
             tls_key,
             plain: _,
             api_token,
+            metrics,
             per_client_per_minute,
             body_timeout,
             max_message,
@@ -303,7 +308,8 @@ pub(crate) async fn run(args: ReportArgs) -> anyhow::Result<u8> {
                 per_client_per_minute,
                 body_timeout: std::time::Duration::from_secs(body_timeout),
             };
-            receive(&db, listen, tls_cert.zip(tls_key), limits, http, api_token.as_deref()).await
+            let api = api_token.as_deref();
+            receive(&db, listen, tls_cert.zip(tls_key), limits, http, api, metrics).await
         }
         ReportCommand::Readiness {
             domain,
@@ -524,6 +530,7 @@ async fn receive(
     limits: Limits,
     http: HttpLimits,
     api_token: Option<&str>,
+    metrics: bool,
 ) -> anyhow::Result<u8> {
     use rustls::pki_types::pem::PemObject;
     use rustls::pki_types::{CertificateDer, PrivateKeyDer};
@@ -555,6 +562,13 @@ async fn receive(
         store.database()
     );
     let mut app = mtasts_reports::http::router(Ingestor::new(store.clone(), limits), http);
+    if metrics {
+        let handle = metrics_exporter_prometheus::PrometheusBuilder::new()
+            .install_recorder()
+            .context("cannot install the metrics recorder")?;
+        let render: mtasts_reports::http::MetricsRender = Arc::new(move || handle.render());
+        app = mtasts_reports::http::metrics_router(render).merge(app);
+    }
     if let Some(token) = api_token {
         anyhow::ensure!(token.len() >= 16, "--api-token must be at least 16 characters");
         // The API's GET routes are more specific than the receiver's catch-all.

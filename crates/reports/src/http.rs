@@ -149,7 +149,11 @@ async fn receive(
     };
     let now = time::OffsetDateTime::now_utc().unix_timestamp();
     let client = addr.map(|a| a.ip().to_string());
-    match state.ingestor.https(&content_type, &body, client.as_deref(), now).await {
+    let result = state.ingestor.https(&content_type, &body, client.as_deref(), now).await;
+    if let Err(e) = &result {
+        crate::ingest::count_refusal("https", e);
+    }
+    match result {
         Ok(r) => {
             tracing::info!(id = r.id, duplicate = r.duplicate, organization = %r.organization, "report received by HTTPS");
             let doc =
@@ -178,6 +182,20 @@ async fn receive(
             )
         }
     }
+}
+
+/// Renders the metrics in Prometheus text format.
+pub type MetricsRender = Arc<dyn Fn() -> String + Send + Sync>;
+
+/// `GET /metrics` in Prometheus text format.
+pub fn metrics_router(render: MetricsRender) -> Router {
+    Router::new().route(
+        "/metrics",
+        axum::routing::get(move || {
+            let render = render.clone();
+            async move { ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], render()) }
+        }),
+    )
 }
 
 /// Serves `router` on `listener` (TLS when `tls` is given) until `shutdown` completes; each

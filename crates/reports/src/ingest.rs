@@ -131,6 +131,7 @@ impl Ingestor {
             Ok(stored) => {
                 let mut by_input: Vec<Vec<Ingested>> = vec![Vec::new(); inputs.len()];
                 for (((i, e, _, v), row), st) in pending.iter().zip(&rows).zip(stored) {
+                    count(row, st.duplicate);
                     by_input[*i].push(ingested(e, row, st.id, st.duplicate, v.as_deref()));
                 }
                 results.into_iter().zip(by_input).map(|(r, got)| r.unwrap_or(Ok(got))).collect()
@@ -223,6 +224,7 @@ impl Ingestor {
     ) -> Result<Ingested, IngestError> {
         let row = new_report(e, channel, now, dkim);
         let stored = self.store.insert(&row).await?;
+        count(&row, stored.duplicate);
         Ok(ingested(e, &row, stored.id, stored.duplicate, dkim))
     }
 }
@@ -234,6 +236,38 @@ pub enum Incoming<'a> {
     Mail(&'a [u8]),
     /// A report file (JSON or gzip) and its name.
     File(&'a [u8], &'a str),
+}
+
+/// Prometheus counters of what was taken in (exported by `mtasts report receive --metrics`):
+/// `mtasts_reports_received_total{channel, outcome}` (stored, duplicate), and for each new
+/// report `mtasts_reports_sessions_total{domain, result}` (successful, failed) and
+/// `mtasts_reports_failed_sessions_total{domain, result_type}`.
+fn count(row: &NewReport, duplicate: bool) {
+    let outcome = if duplicate { "duplicate" } else { "stored" };
+    metrics::counter!("mtasts_reports_received_total", "channel" => row.channel.clone(), "outcome" => outcome)
+        .increment(1);
+    if duplicate {
+        return;
+    }
+    let n = |v: i64| u64::try_from(v).unwrap_or(0);
+    for p in &row.policies {
+        let domain = p.policy_domain.clone().unwrap_or_default();
+        metrics::counter!("mtasts_reports_sessions_total", "domain" => domain.clone(), "result" => "successful")
+            .increment(n(p.successful));
+        metrics::counter!("mtasts_reports_sessions_total", "domain" => domain.clone(), "result" => "failed")
+            .increment(n(p.failed));
+        for f in &p.failures {
+            metrics::counter!("mtasts_reports_failed_sessions_total", "domain" => domain.clone(), "result_type" => f.result_type.clone())
+                .increment(n(f.failed_sessions));
+        }
+    }
+}
+
+/// Counts a refusal (`outcome` = `rejected`, or `error` for a temporary failure).
+pub fn count_refusal(channel: &'static str, e: &IngestError) {
+    let outcome = if e.is_temporary() { "error" } else { "rejected" };
+    metrics::counter!("mtasts_reports_received_total", "channel" => channel, "outcome" => outcome)
+        .increment(1);
 }
 
 fn ingested(

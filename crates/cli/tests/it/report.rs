@@ -163,7 +163,7 @@ fn receive_over_http_then_list() {
     use std::io::{BufRead, Read};
     let dir = tempfile::tempdir().unwrap();
     let db = format!("sqlite://{}", dir.path().join("r.db").display());
-    let mut child = mtasts(&db, &["receive", "--plain", "--listen", "127.0.0.1:0"])
+    let mut child = mtasts(&db, &["receive", "--plain", "--metrics", "--listen", "127.0.0.1:0"])
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
@@ -185,6 +185,24 @@ fn receive_over_http_then_list() {
     assert!(ok.starts_with("HTTP/1.1 200"), "{ok}");
     let bad = post("application/json", b"{}");
     assert!(bad.starts_with("HTTP/1.1 415") && bad.contains("RFC 8460 §5.4"), "{bad}");
+    let metrics = {
+        let mut s = std::net::TcpStream::connect(&addr).unwrap();
+        write!(s, "GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").unwrap();
+        let mut response = String::new();
+        s.read_to_string(&mut response).unwrap();
+        response
+    };
+    assert!(
+        metrics.contains("mtasts_reports_received_total{channel=\"https\",outcome=\"stored\"} 1"),
+        "{metrics}"
+    );
+    assert!(metrics.contains("outcome=\"rejected\"} 1"), "{metrics}");
+    assert!(
+        metrics.contains(
+            "mtasts_reports_sessions_total{domain=\"test.xmox.nl\",result=\"successful\"} 2"
+        ),
+        "{metrics}"
+    );
     let out = mtasts(&db, &["list", "--format", "csv"]).output().unwrap();
     let csv = String::from_utf8_lossy(&out.stdout);
     assert!(csv.contains("Microsoft Corporation") && csv.contains(",https,"), "{csv}");
