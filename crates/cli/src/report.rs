@@ -42,6 +42,52 @@ pub(crate) enum ListFormat {
     Csv,
 }
 
+/// Alerts on received reports (both `ingest` and `receive`).
+#[derive(Debug, Clone, Args)]
+pub(crate) struct AlertArgs {
+    /// POST alerts as JSON to this URL: a report whose failure rate for a domain is above
+    /// --alert-failure-rate, or a kind of failure never reported for the domain before.
+    #[arg(long, env = "MTASTS_ALERT_WEBHOOK", value_name = "URL")]
+    alert_webhook: Option<String>,
+    /// Failed share of a report's sessions above which to alert (0 to 1).
+    #[arg(long, default_value_t = 0.05, value_name = "RATE")]
+    alert_failure_rate: f64,
+    /// Sessions a report needs before its failure rate counts.
+    #[arg(long, default_value_t = 10, value_name = "N")]
+    alert_min_sessions: i64,
+    /// No alert for a kind of failure seen for the first time.
+    #[arg(long)]
+    no_alert_new_kinds: bool,
+}
+
+impl AlertArgs {
+    /// `ing` with the alerts, when a webhook is set.
+    fn apply(&self, ing: Ingestor) -> anyhow::Result<Ingestor> {
+        let Some(url) = &self.alert_webhook else { return Ok(ing) };
+        anyhow::ensure!(
+            url.starts_with("https://") || url.starts_with("http://"),
+            "--alert-webhook {url:?} is not an http(s) URL"
+        );
+        anyhow::ensure!(
+            (0.0..=1.0).contains(&self.alert_failure_rate),
+            "--alert-failure-rate must be from 0 to 1, got {}",
+            self.alert_failure_rate
+        );
+        let roots = mtasts_net::TrustRoots::from_arg("webpki").load()?;
+        let client = reqwest::Client::builder()
+            .tls_backend_preconfigured(mtasts_net::tls::strict_client_config(roots))
+            .timeout(std::time::Duration::from_secs(10))
+            .build()
+            .context("cannot set up the alert webhook client")?;
+        let rules = mtasts_reports::alert::AlertRules {
+            failure_rate: self.alert_failure_rate,
+            min_sessions: self.alert_min_sessions,
+            new_kinds: !self.no_alert_new_kinds,
+        };
+        Ok(ing.with_alerts(rules, mtasts_reports::alert::Webhook::new(url.clone(), client)))
+    }
+}
+
 /// What to do about DKIM.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub(crate) enum DkimArg {
@@ -85,6 +131,8 @@ pub(crate) enum ReportCommand {
         /// Print one JSON object per report on stdout.
         #[arg(long)]
         json: bool,
+        #[command(flatten)]
+        alerts: AlertArgs,
         /// DKIM on report mail (RFC 8460 §3 requires senders to sign): `flag` verifies and
         /// stores the result with the report, `require` refuses unsigned or failing mail (65;
         /// 75 when the key cannot be looked up), `off` does not verify.
@@ -141,6 +189,8 @@ pub(crate) enum ReportCommand {
         /// send `Authorization: Bearer TOKEN`. Without it, no API.
         #[arg(long, env = "MTASTS_API_TOKEN", hide_env_values = true, value_name = "TOKEN")]
         api_token: Option<String>,
+        #[command(flatten)]
+        alerts: AlertArgs,
         /// Serve Prometheus metrics at `GET /metrics`: reports received by outcome, sessions
         /// by domain and result, failed sessions by domain and result type.
         #[arg(long)]
@@ -247,6 +297,7 @@ pub(crate) async fn run(args: ReportArgs) -> anyhow::Result<u8> {
             max_report,
             move_processed,
             json,
+            alerts,
             dkim,
             dns_servers,
             dns_timeout,
@@ -288,7 +339,17 @@ pub(crate) async fn run(args: ReportArgs) -> anyhow::Result<u8> {
                 }
                 None => None,
             };
-            ingest(&db, inputs, limits, move_processed.as_deref(), json, dkim, imap).await
+            let store = match open_for_ingest(&db).await? {
+                Ok(store) => store,
+                Err(code) => return Ok(code),
+            };
+            let mut ing = alerts.apply(Ingestor::new(store, limits))?;
+            if let Some((verifier, policy)) = dkim {
+                ing = ing.with_dkim(verifier, policy);
+            }
+            let setup =
+                IngestSetup { ing, limits, move_processed: move_processed.as_deref(), json };
+            ingest(setup, inputs, imap).await
         }
         ReportCommand::Receive {
             listen,
@@ -296,6 +357,7 @@ pub(crate) async fn run(args: ReportArgs) -> anyhow::Result<u8> {
             tls_key,
             plain: _,
             api_token,
+            alerts,
             metrics,
             per_client_per_minute,
             body_timeout,
@@ -309,7 +371,10 @@ pub(crate) async fn run(args: ReportArgs) -> anyhow::Result<u8> {
                 body_timeout: std::time::Duration::from_secs(body_timeout),
             };
             let api = api_token.as_deref();
-            receive(&db, listen, tls_cert.zip(tls_key), limits, http, api, metrics).await
+            let url: DatabaseUrl = db.parse()?;
+            let store = ReportStore::with_database(Database::open(&url).await?).await?;
+            let ingestor = alerts.apply(Ingestor::new(store.clone(), limits))?;
+            receive(store, ingestor, listen, tls_cert.zip(tls_key), http, api, metrics).await
         }
         ReportCommand::Readiness {
             domain,
@@ -358,31 +423,35 @@ fn now() -> i64 {
     time::OffsetDateTime::now_utc().unix_timestamp()
 }
 
-async fn ingest(
-    db: &str,
-    inputs: Vec<String>,
+/// How `ingest` takes reports in: the ingestor (store, DKIM, alerts), the limits, where
+/// processed maildir files go, and whether to print JSON lines.
+struct IngestSetup<'a> {
+    ing: Ingestor,
     limits: Limits,
-    move_processed: Option<&std::path::Path>,
+    move_processed: Option<&'a std::path::Path>,
     json: bool,
-    dkim: Option<(DkimVerifier, DkimPolicy)>,
-    imap: Option<(ImapSource, Option<u64>)>,
-) -> anyhow::Result<u8> {
+}
+
+/// The store `ingest` writes to, created if missing; `Err(75)` after saying why when the
+/// database is unavailable (the MTA retries).
+async fn open_for_ingest(db: &str) -> anyhow::Result<Result<ReportStore, u8>> {
     let url: DatabaseUrl = db.parse()?;
     let store = match Database::open(&url).await {
         Ok(db) => ReportStore::with_database(db).await,
         Err(e) => Err(e.into()),
     };
-    let store = match store {
-        Ok(s) => s,
-        Err(e) => {
-            eprintln!("mtasts report ingest: not stored (try again later): {e}");
-            return Ok(EX_TEMPFAIL);
-        }
-    };
-    let mut ing = Ingestor::new(store, limits);
-    if let Some((verifier, policy)) = dkim {
-        ing = ing.with_dkim(verifier, policy);
-    }
+    Ok(store.map_err(|e| {
+        eprintln!("mtasts report ingest: not stored (try again later): {e}");
+        EX_TEMPFAIL
+    }))
+}
+
+async fn ingest(
+    setup: IngestSetup<'_>,
+    inputs: Vec<String>,
+    imap: Option<(ImapSource, Option<u64>)>,
+) -> anyhow::Result<u8> {
+    let IngestSetup { ing, limits, move_processed, json } = setup;
     if let Some((source, poll)) = imap {
         let mut status = 0u8;
         // Files given beside --imap are ingested first, once.
@@ -524,10 +593,10 @@ async fn ingest_inputs(
 const BATCH: usize = 256;
 
 async fn receive(
-    db: &str,
+    store: ReportStore,
+    ingestor: Ingestor,
     listen: std::net::SocketAddr,
     tls: Option<(PathBuf, PathBuf)>,
-    limits: Limits,
     http: HttpLimits,
     api_token: Option<&str>,
     metrics: bool,
@@ -550,8 +619,6 @@ async fn receive(
         }
         None => None,
     };
-    let url: DatabaseUrl = db.parse()?;
-    let store = ReportStore::with_database(Database::open(&url).await?).await?;
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("cannot listen on {listen}"))?;
@@ -561,7 +628,7 @@ async fn receive(
         listener.local_addr().unwrap_or(listen),
         store.database()
     );
-    let mut app = mtasts_reports::http::router(Ingestor::new(store.clone(), limits), http);
+    let mut app = mtasts_reports::http::router(ingestor, http);
     if metrics {
         let handle = metrics_exporter_prometheus::PrometheusBuilder::new()
             .install_recorder()

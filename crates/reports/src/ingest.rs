@@ -3,6 +3,7 @@
 
 use mtasts_store::reports::{NewReport, ReportStore, ReportStoreError};
 
+use crate::alert::{AlertRules, Webhook};
 use crate::dkim::{DkimPolicy, DkimVerdict, DkimVerifier};
 use crate::intake::{self, Extracted, IntakeError, Limits};
 use crate::record::{Channel, new_report};
@@ -54,12 +55,43 @@ pub struct Ingestor {
     store: ReportStore,
     limits: Limits,
     dkim: Option<(DkimVerifier, DkimPolicy)>,
+    alerts: Option<(AlertRules, Webhook)>,
 }
 
 impl Ingestor {
     /// An ingestor writing to `store`.
     pub fn new(store: ReportStore, limits: Limits) -> Self {
-        Self { store, limits, dkim: None }
+        Self { store, limits, dkim: None, alerts: None }
+    }
+
+    /// Sends the alerts new reports raise ([`crate::alert`]) to `webhook`.
+    pub fn with_alerts(mut self, rules: AlertRules, webhook: Webhook) -> Self {
+        self.alerts = Some((rules, webhook));
+        self
+    }
+
+    /// Evaluates and sends the alerts of a newly stored report (errors are logged: an alert
+    /// channel never fails an ingestion).
+    async fn alert(&self, row: &NewReport, id: i64) {
+        let Some((rules, webhook)) = &self.alerts else { return };
+        let mut domains: Vec<&str> =
+            row.policies.iter().filter_map(|p| p.policy_domain.as_deref()).collect();
+        domains.sort_unstable();
+        domains.dedup();
+        let mut alerts = Vec::new();
+        for d in domains {
+            let known = match self.store.known_result_types(d, id).await {
+                Ok(k) => k.into_iter().collect(),
+                Err(e) => {
+                    tracing::warn!(error = %e, "alerts: the known failure kinds could not be read");
+                    continue;
+                }
+            };
+            alerts.extend(crate::alert::evaluate(row, d, &known, rules));
+        }
+        if let Err(e) = webhook.send(&alerts).await {
+            tracing::warn!(error = %e, alerts = alerts.len(), "alerts not delivered");
+        }
     }
 
     /// Verifies the DKIM signature of report mail, and keeps, flags or refuses by `policy`.
@@ -132,6 +164,9 @@ impl Ingestor {
                 let mut by_input: Vec<Vec<Ingested>> = vec![Vec::new(); inputs.len()];
                 for (((i, e, _, v), row), st) in pending.iter().zip(&rows).zip(stored) {
                     count(row, st.duplicate);
+                    if !st.duplicate {
+                        self.alert(row, st.id).await;
+                    }
                     by_input[*i].push(ingested(e, row, st.id, st.duplicate, v.as_deref()));
                 }
                 results.into_iter().zip(by_input).map(|(r, got)| r.unwrap_or(Ok(got))).collect()
@@ -225,6 +260,9 @@ impl Ingestor {
         let row = new_report(e, channel, now, dkim);
         let stored = self.store.insert(&row).await?;
         count(&row, stored.duplicate);
+        if !stored.duplicate {
+            self.alert(&row, stored.id).await;
+        }
         Ok(ingested(e, &row, stored.id, stored.duplicate, dkim))
     }
 }

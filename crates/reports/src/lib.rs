@@ -9,6 +9,7 @@
 //! - [`ingest`]: intake, then storage, with outcomes a Postfix `pipe` transport understands.
 #![warn(missing_docs)]
 
+pub mod alert;
 pub mod api;
 pub mod dkim;
 pub mod http;

@@ -677,6 +677,27 @@ impl ReportStore {
         })
     }
 
+    /// The result types reported for `domain` in reports other than `except` (to tell a new
+    /// kind of failure from a known one).
+    pub async fn known_result_types(
+        &self,
+        domain: &str,
+        except: i64,
+    ) -> Result<Vec<String>, ReportStoreError> {
+        const Q: &str = "SELECT DISTINCT f.result_type FROM tlsrpt_failures f \
+             JOIN tlsrpt_policies p ON p.id = f.policy WHERE p.policy_domain = $1 AND p.report <> $2 \
+             ORDER BY f.result_type";
+        on_pool!(self, |pool| {
+            let rows: Vec<(String,)> = sqlx::query_as(Q)
+                .bind(domain)
+                .bind(except)
+                .fetch_all(pool)
+                .await
+                .map_err(|e| self.err(e))?;
+            Ok(rows.into_iter().map(|(t,)| t).collect())
+        })
+    }
+
     /// Number of stored reports.
     pub async fn count(&self) -> Result<i64, ReportStoreError> {
         on_pool!(self, |pool| {

@@ -69,6 +69,14 @@ fn ingest_exit_statuses_for_a_pipe_transport() {
     );
     assert_eq!(out.status.code(), Some(65), "{}", text(&out));
     assert!(text(&out).contains("-byte limit"), "{}", text(&out));
+    // A bad alert setting is said before anything is read.
+    let out = mtasts(&db, &["ingest", "--alert-webhook", "ftp://hooks.example"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(
+        text(&out).contains("--alert-webhook \"ftp://hooks.example\" is not an http(s) URL"),
+        "{}",
+        text(&out)
+    );
     // The database is down: 75 (EX_TEMPFAIL, Postfix retries), said once.
     let dead = "postgres://postgres@127.0.0.1:9/test";
     let out = piped(mtasts(dead, &["ingest"]), &std::fs::read(data(GOOGLE)).unwrap());

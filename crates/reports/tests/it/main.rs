@@ -2,6 +2,7 @@
 //! SQLite and PostgreSQL (one integration binary).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod alert;
 mod dkim;
 mod https;
 mod imap;
