@@ -829,11 +829,13 @@ async fn show(store: &ReportStore, id: i64, raw: bool) -> anyhow::Result<u8> {
     Ok(0)
 }
 
-const BREAKDOWNS: [(FailureKey, &str, &str); 4] = [
+const BREAKDOWNS: [(FailureKey, &str, &str); 5] = [
     (FailureKey::ResultType, "result_type", "by result type"),
     (FailureKey::Organization, "organization", "by sending organisation"),
     (FailureKey::ReceivingMx, "receiving_mx", "by receiving MX"),
     (FailureKey::ReceivingIp, "receiving_ip", "by receiving IP"),
+    // Certificate and validation details as the sender words them (e.g. X509 error names).
+    (FailureKey::ReasonCode, "reason_code", "by failure reason code"),
 ];
 
 async fn summary_page(
@@ -883,6 +885,11 @@ async fn summary(
     }
     let mut domains: Vec<String> = rows.iter().map(|r| r.domain.clone()).collect();
     domains.dedup();
+    // The policies senders reported using, per domain: a sender on an old policy shows here.
+    let mut seen = BTreeMap::new();
+    for d in domains.iter().filter(|d| !d.is_empty()) {
+        seen.insert(d.clone(), store.policies_seen(d, since).await?);
+    }
     let mut out = std::io::stdout().lock();
     match format {
         ListFormat::Csv => {
@@ -916,7 +923,23 @@ async fn summary(
                             .unwrap_or_default();
                         failures.insert(name.to_owned(), serde_json::Value::Array(list));
                     }
-                    serde_json::json!({"domain": d, "days": days, "failures": failures})
+                    let policies: Vec<_> = seen
+                        .get(d)
+                        .map(|v| {
+                            v.iter()
+                                .map(|p| {
+                                    serde_json::json!({
+                                        "organization": p.organization,
+                                        "policy_type": p.policy_type,
+                                        "policy_strings": serde_json::from_str::<serde_json::Value>(&p.policy_strings_json).unwrap_or_default(),
+                                        "last_day": day(p.last_day),
+                                        "sessions": p.sessions,
+                                    })
+                                })
+                                .collect()
+                        })
+                        .unwrap_or_default();
+                    serde_json::json!({"domain": d, "days": days, "failures": failures, "policies_reported": policies})
                 })
                 .collect();
             serde_json::to_writer_pretty(
@@ -967,6 +990,18 @@ async fn summary(
                             list.iter().take(10).map(|(k, n)| format!("{k} {n}")).collect();
                         writeln!(out, "  failures {title}: {}", shown.join(", "))?;
                     }
+                }
+                for p in seen.get(d).into_iter().flatten() {
+                    let lines: Vec<String> =
+                        serde_json::from_str(&p.policy_strings_json).unwrap_or_default();
+                    writeln!(
+                        out,
+                        "  policy reported by {} (last {}, {} sessions): {}",
+                        p.organization,
+                        day(p.last_day),
+                        p.sessions,
+                        if lines.is_empty() { p.policy_type.clone() } else { lines.join("; ") }
+                    )?;
                 }
                 writeln!(out)?;
             }

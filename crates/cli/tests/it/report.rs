@@ -138,6 +138,11 @@ fn maildir_and_mbox_inputs() {
     let d = &doc["domains"][0];
     assert_eq!(d["days"][0]["failed"], 303, "{doc}");
     assert_eq!(d["failures"]["result_type"][0]["key"], "starttls-not-supported", "{doc}");
+    assert_eq!(
+        d["failures"]["reason_code"][1]["key"], "X509_V_ERR_PROXY_PATH_LENGTH_EXCEEDED",
+        "{doc}"
+    );
+    assert_eq!(d["policies_reported"][0]["policy_strings"][1], "mode: testing", "{doc}");
     let page = dir.path().join("summary.html");
     let out = mtasts(&db, &["summary", "--days", "100000", "--html", page.to_str().unwrap()])
         .output()
@@ -279,4 +284,108 @@ fn ingest_from_an_imap_mailbox() {
     assert_eq!(dovecot.count("tlsrpt", "TLSRPT-Rejected"), 1);
     let out = mtasts(&db, &["list", "--format", "csv"]).output().unwrap();
     assert!(String::from_utf8_lossy(&out.stdout).contains("Google Inc."));
+}
+
+/// A crash loses no acknowledged report and leaves no half report: `kill -9` in the middle of
+/// a large ingest, then again right after an HTTPS 200; every report is whole, and running
+/// the ingest again stores exactly the rest.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_loses_no_acknowledged_report_and_leaves_no_half_report() {
+    use std::io::{BufRead, Read};
+    let dir = tempfile::tempdir().unwrap();
+    let db_path = dir.path().join("r.db");
+    let db = format!("sqlite://{}", db_path.display());
+    let files = dir.path().join("reports");
+    std::fs::create_dir_all(&files).unwrap();
+    let sample: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(
+            PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+                .join("../proto/tests/data/tlsrpt/parsedmarc__smtp_tls__rfc8460.json"),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    const N: usize = 10_000;
+    for i in 0..N {
+        let mut r = sample.clone();
+        r["report-id"] = serde_json::json!(format!("crash-{i}"));
+        std::fs::write(files.join(format!("{i:05}.json")), serde_json::to_vec(&r).unwrap())
+            .unwrap();
+    }
+    let mut child =
+        mtasts(&db, &["ingest", files.to_str().unwrap()]).stderr(Stdio::piped()).spawn().unwrap();
+    // Kill it once some reports are acknowledged (printed as stored).
+    let mut err = std::io::BufReader::new(child.stderr.take().unwrap());
+    let mut acknowledged = Vec::new();
+    let mut line = String::new();
+    while acknowledged.len() < 300 && err.read_line(&mut line).unwrap() > 0 {
+        if let Some(rest) = line.split("stored report ").nth(1) {
+            acknowledged.push(rest.split_whitespace().next().unwrap().to_owned());
+        }
+        line.clear();
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(acknowledged.len() >= 300, "the ingest ended before it could be killed");
+
+    let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", db_path.display())).await.unwrap();
+    let (halves,): (i64,) = sqlx::query_as(
+        "SELECT COUNT(*) FROM tlsrpt_reports r WHERE NOT EXISTS \
+         (SELECT 1 FROM tlsrpt_policies p WHERE p.report = r.id)",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(halves, 0, "a report without its policies");
+    let (after_kill,): (i64,) =
+        sqlx::query_as("SELECT COUNT(*) FROM tlsrpt_reports").fetch_one(&pool).await.unwrap();
+    assert!(
+        after_kill as usize >= acknowledged.len(),
+        "{after_kill} stored < {} acknowledged",
+        acknowledged.len()
+    );
+    for id in &acknowledged {
+        let out = mtasts(&db, &["show", id]).output().unwrap();
+        assert_eq!(out.status.code(), Some(0), "acknowledged report {id} is missing");
+    }
+    pool.close().await;
+
+    // Again: the rest is stored, what was stored is a duplicate.
+    let out = mtasts(&db, &["ingest", files.to_str().unwrap()]).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let out = mtasts(&db, &["list", "--limit", "100000", "--format", "csv"]).output().unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout).lines().count() - 1, N);
+
+    // HTTPS: killed right after the 200, the report is there when it comes back.
+    let mut child = mtasts(&db, &["receive", "--plain", "--listen", "127.0.0.1:0"])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut err = std::io::BufReader::new(child.stderr.take().unwrap());
+    let mut first = String::new();
+    err.read_line(&mut first).unwrap();
+    let addr =
+        first.split("http://").nth(1).and_then(|r| r.split_whitespace().next()).unwrap().to_owned();
+    let body =
+        std::fs::read(data("mox__testdata__tlsreports__microsoft_extracted.json.gz")).unwrap();
+    let mut s = std::net::TcpStream::connect(&addr).unwrap();
+    write!(s, "POST / HTTP/1.1\r\nHost: x\r\nContent-Type: application/tlsrpt+gzip\r\nContent-Length: {}\r\nConnection: close\r\n\r\n", body.len()).unwrap();
+    s.write_all(&body).unwrap();
+    let mut response = String::new();
+    s.read_to_string(&mut response).unwrap();
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    let id = response
+        .split("\"id\":")
+        .nth(1)
+        .unwrap()
+        .split([',', '}'])
+        .next()
+        .unwrap()
+        .trim()
+        .to_owned();
+    let out = mtasts(&db, &["show", &id]).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "the acknowledged HTTPS report {id} is missing");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("Microsoft Corporation"));
 }
