@@ -198,6 +198,12 @@ pub(crate) enum ReportCommand {
         /// Reports one client address may post per minute.
         #[arg(long, default_value_t = 60, value_name = "N")]
         per_client_per_minute: u32,
+        /// Connections served at once; more are refused until one ends.
+        #[arg(long, default_value_t = 1024, value_name = "N")]
+        max_connections: usize,
+        /// Seconds allowed for a request's headers to arrive (slow clients are cut off).
+        #[arg(long, default_value_t = 10, value_name = "SECONDS")]
+        header_timeout: u64,
         /// Seconds allowed for a request body to arrive (slow clients are cut off).
         #[arg(long, default_value_t = 30, value_name = "SECONDS")]
         body_timeout: u64,
@@ -360,12 +366,18 @@ pub(crate) async fn run(args: ReportArgs) -> anyhow::Result<u8> {
             alerts,
             metrics,
             per_client_per_minute,
+            max_connections,
+            header_timeout,
             body_timeout,
             max_message,
             max_report,
             db,
         } => {
             let limits = Limits { max_message, max_report };
+            let serve = mtasts_reports::http::ServeOptions {
+                max_connections,
+                header_timeout: std::time::Duration::from_secs(header_timeout.max(1)),
+            };
             let http = HttpLimits {
                 per_client_per_minute,
                 body_timeout: std::time::Duration::from_secs(body_timeout),
@@ -374,7 +386,8 @@ pub(crate) async fn run(args: ReportArgs) -> anyhow::Result<u8> {
             let url: DatabaseUrl = db.parse()?;
             let store = ReportStore::with_database(Database::open(&url).await?).await?;
             let ingestor = alerts.apply(Ingestor::new(store.clone(), limits))?;
-            receive(store, ingestor, listen, tls_cert.zip(tls_key), http, api, metrics).await
+            let tls = tls_cert.zip(tls_key);
+            receive(store, ingestor, listen, tls, (http, serve), api, metrics).await
         }
         ReportCommand::Readiness {
             domain,
@@ -597,7 +610,7 @@ async fn receive(
     ingestor: Ingestor,
     listen: std::net::SocketAddr,
     tls: Option<(PathBuf, PathBuf)>,
-    http: HttpLimits,
+    (http, serve): (HttpLimits, mtasts_reports::http::ServeOptions),
     api_token: Option<&str>,
     metrics: bool,
 ) -> anyhow::Result<u8> {
@@ -641,7 +654,7 @@ async fn receive(
         // The API's GET routes are more specific than the receiver's catch-all.
         app = mtasts_reports::api::router(store, token).merge(app);
     }
-    mtasts_reports::http::serve(listener, acceptor, app, async {
+    mtasts_reports::http::serve(listener, acceptor, app, serve, async {
         let _ = tokio::signal::ctrl_c().await;
     })
     .await?;

@@ -44,6 +44,21 @@ impl Default for HttpLimits {
     }
 }
 
+/// How [`serve`] treats connections.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ServeOptions {
+    /// Connections served at once; more are refused until one ends.
+    pub max_connections: usize,
+    /// Time allowed for a request's headers to arrive (slow clients are cut off).
+    pub header_timeout: Duration,
+}
+
+impl Default for ServeOptions {
+    fn default() -> Self {
+        Self { max_connections: 1024, header_timeout: Duration::from_secs(10) }
+    }
+}
+
 /// The client's address, set per connection by [`serve`].
 #[derive(Clone, Copy, Debug)]
 pub struct ClientAddr(pub SocketAddr);
@@ -204,9 +219,11 @@ pub async fn serve(
     listener: tokio::net::TcpListener,
     tls: Option<tokio_rustls::TlsAcceptor>,
     router: Router,
+    options: ServeOptions,
     shutdown: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
     tokio::pin!(shutdown);
+    let connections = Arc::new(tokio::sync::Semaphore::new(options.max_connections.max(1)));
     loop {
         let (tcp, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
@@ -220,11 +237,22 @@ pub async fn serve(
             },
             () = &mut shutdown => return Ok(()),
         };
+        let Ok(permit) = connections.clone().try_acquire_owned() else {
+            // Full: refuse at once rather than queue (the sender retries later).
+            tracing::warn!(%peer, "too many connections; refused");
+            drop(tcp);
+            continue;
+        };
         let app = router.clone().layer(Extension(ClientAddr(peer)));
         let tls = tls.clone();
         tokio::spawn(async move {
+            let _permit = permit;
             let service = hyper_util::service::TowerToHyperService::new(app);
-            let conn = hyper::server::conn::http1::Builder::new();
+            let mut conn = hyper::server::conn::http1::Builder::new();
+            // A client that trickles its headers is cut off (slowloris); the body has its own
+            // limit (`HttpLimits::body_timeout`).
+            conn.timer(hyper_util::rt::TokioTimer::new())
+                .header_read_timeout(options.header_timeout);
             let result = match tls {
                 Some(acceptor) => {
                     match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(tcp)).await

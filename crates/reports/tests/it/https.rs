@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use mtasts_reports::http::{HttpLimits, router, serve, tls_acceptor};
+use mtasts_reports::http::{HttpLimits, ServeOptions, router, serve, tls_acceptor};
 use mtasts_reports::{Ingestor, Limits};
 use mtasts_store::reports::ReportStore;
 use mtasts_store::testing::TestDb;
@@ -31,7 +31,7 @@ async fn receiver(limits: HttpLimits) -> Receiver {
         Ingestor::new(store.clone(), Limits { max_message: 1 << 20, max_report: 1 << 20 }),
         limits,
     );
-    tokio::spawn(serve(listener, Some(acceptor), app, async move {
+    tokio::spawn(serve(listener, Some(acceptor), app, ServeOptions::default(), async move {
         let _ = stopped.await;
     }));
     let tls = rustls::ClientConfig::builder_with_provider(Arc::new(
@@ -146,7 +146,7 @@ async fn the_api_answers_with_the_token_only() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (_stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(serve(listener, None, app, async move {
+    tokio::spawn(serve(listener, None, app, ServeOptions::default(), async move {
         let _ = stopped.await;
     }));
     let tls = rustls::ClientConfig::builder_with_provider(Arc::new(
@@ -198,5 +198,42 @@ async fn the_api_answers_with_the_token_only() {
         .await
         .unwrap();
     assert_eq!(r.status().as_u16(), 415);
+    db.cleanup().await;
+}
+
+/// A client that trickles its headers is cut off after the header timeout, and connections
+/// past the limit are refused at once; the others are still served.
+#[tokio::test]
+async fn slow_and_surplus_clients_are_cut_off() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let db = TestDb::sqlite();
+    let store = ReportStore::with_database(db.database().await).await.unwrap();
+    let app = router(Ingestor::new(store, Limits::default()), HttpLimits::default());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let options =
+        ServeOptions { max_connections: 2, header_timeout: std::time::Duration::from_millis(500) };
+    let (_stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(serve(listener, None, app, options, async move {
+        let _ = stopped.await;
+    }));
+    let mut slow = tokio::net::TcpStream::connect(addr).await.unwrap();
+    slow.write_all(b"POST / HTTP/1.1\r\nHost: x\r\n").await.unwrap();
+    let mut second = tokio::net::TcpStream::connect(addr).await.unwrap();
+    second.write_all(b"POST / HTTP/1.1\r\n").await.unwrap();
+    // The third is over the limit: closed without an answer.
+    let mut third = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let mut buf = Vec::new();
+    let n = tokio::time::timeout(std::time::Duration::from_secs(2), third.read_to_end(&mut buf))
+        .await
+        .unwrap();
+    assert!(n.map_or(true, |n| n == 0), "refused at once");
+    // The slow one is cut off within the header timeout.
+    let started = std::time::Instant::now();
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(5), slow.read_to_end(&mut buf))
+        .await
+        .unwrap();
+    assert!(started.elapsed() < std::time::Duration::from_secs(3), "{:?}", started.elapsed());
+    drop(second);
     db.cleanup().await;
 }
