@@ -655,7 +655,10 @@ async fn receive(
         app = mtasts_reports::api::router(store, token).merge(app);
     }
     mtasts_reports::http::serve(listener, acceptor, app, serve, async {
-        let _ = tokio::signal::ctrl_c().await;
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            () = terminated() => {}
+        }
     })
     .await?;
     Ok(0)
