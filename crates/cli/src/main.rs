@@ -60,8 +60,10 @@ enum Command {
     /// the rows and the HTML report), 2 the scan could not run (unreadable list, DNS server
     /// not answering, database error), 130 interrupted by Ctrl-C (`--resume` continues).
     Scan(Box<scan::ScanArgs>),
-    /// TLS-RPT reports received (RFC 8460): store report e-mails and files, list them, show
-    /// one, and summarise sessions and failures per domain and day.
+    /// TLS-RPT reports received (RFC 8460): take them in by mail (files, stdin for a Postfix
+    /// pipe, maildir, mbox, IMAP) or HTTPS, list and show them, summarise sessions and failures
+    /// per domain and day (text, JSON, CSV, an HTML page), and say whether a domain is ready
+    /// for mode: enforce.
     Report(report::ReportArgs),
     /// The Postfix MTA-STS policy daemon (socketmap): outbound mail to MTA-STS domains goes
     /// only over verified TLS to the MX hosts their policy allows.

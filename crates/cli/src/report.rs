@@ -109,9 +109,13 @@ pub(crate) enum ReportCommand {
     /// +json) and what real senders send (other media types, a .json or .gz name, an HTML
     /// part). A report delivered twice is stored once.
     ///
+    /// With --imap, also (or only) the messages of an IMAP mailbox, once or every
+    /// --imap-poll seconds.
+    ///
     /// Exit status: 0 every report stored (or already stored); 65 something was rejected (not
-    /// a report, malformed, too large: the reason is on stderr, so a pipe transport bounces
-    /// it); 75 the database is unavailable (try again later: Postfix retries).
+    /// a report, malformed, too large, unsigned under --dkim require: the reason is on stderr,
+    /// so a pipe transport bounces it); 75 the database is unavailable or a DKIM key could not
+    /// be looked up (try again later: Postfix retries).
     Ingest {
         /// Messages, report files, maildirs or mboxes; `-` or nothing: one message on stdin.
         #[arg(value_name = "INPUT")]
