@@ -56,6 +56,17 @@ fn serial() -> SerialNumber {
     SerialNumber::from_slice(&bytes)
 }
 
+/// A rustls client configuration (ring, TLS 1.2 and 1.3) trusting exactly `roots`: for test
+/// clients (an empty store for plain-HTTP or plain-IMAP clients that never do TLS).
+#[allow(clippy::expect_used)]
+pub fn client_config(roots: rustls::RootCertStore) -> rustls::ClientConfig {
+    rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+        .with_safe_default_protocol_versions()
+        .expect("ring supports the default TLS versions")
+        .with_root_certificates(roots)
+        .with_no_client_auth()
+}
+
 impl TestCa {
     /// A new CA whose subject common name is `name` (the world uses "mtasts test CA").
     ///

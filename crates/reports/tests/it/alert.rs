@@ -26,13 +26,7 @@ async fn a_failing_report_and_new_kinds_reach_the_webhook_once() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(listener, app).await });
-    let tls = rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .unwrap()
-    .with_root_certificates(rustls::RootCertStore::empty())
-    .with_no_client_auth();
+    let tls = mtasts_testkit::ca::client_config(rustls::RootCertStore::empty());
     let client = reqwest::Client::builder().tls_backend_preconfigured(tls).build().unwrap();
 
     let db = TestDb::sqlite();

@@ -1,7 +1,5 @@
 //! The HTTPS intake over real TLS (test CA), against the real store.
 
-use std::sync::Arc;
-
 use mtasts_reports::http::{HttpLimits, ServeOptions, router, serve, tls_acceptor};
 use mtasts_reports::{Ingestor, Limits};
 use mtasts_store::reports::ReportStore;
@@ -34,13 +32,7 @@ async fn receiver(limits: HttpLimits) -> Receiver {
     tokio::spawn(serve(listener, Some(acceptor), app, ServeOptions::default(), async move {
         let _ = stopped.await;
     }));
-    let tls = rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .unwrap()
-    .with_root_certificates(ca.root_store())
-    .with_no_client_auth();
+    let tls = mtasts_testkit::ca::client_config(ca.root_store());
     let client = reqwest::Client::builder()
         .tls_backend_preconfigured(tls)
         .resolve("reports.test", addr)
@@ -149,13 +141,7 @@ async fn the_api_answers_with_the_token_only() {
     tokio::spawn(serve(listener, None, app, ServeOptions::default(), async move {
         let _ = stopped.await;
     }));
-    let tls = rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .unwrap()
-    .with_root_certificates(rustls::RootCertStore::empty())
-    .with_no_client_auth();
+    let tls = mtasts_testkit::ca::client_config(rustls::RootCertStore::empty());
     let client = reqwest::Client::builder().tls_backend_preconfigured(tls).build().unwrap();
     let url = format!("http://{addr}/api/v1/reports?domain=company-y.example");
     let r = client.get(&url).send().await.unwrap();

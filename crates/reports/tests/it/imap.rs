@@ -11,15 +11,7 @@ use mtasts_testkit::dovecot::Dovecot;
 use crate::ingest::data;
 
 fn no_tls() -> Arc<rustls::ClientConfig> {
-    Arc::new(
-        rustls::ClientConfig::builder_with_provider(Arc::new(
-            rustls::crypto::ring::default_provider(),
-        ))
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_root_certificates(rustls::RootCertStore::empty())
-        .with_no_client_auth(),
-    )
+    Arc::new(mtasts_testkit::ca::client_config(rustls::RootCertStore::empty()))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
