@@ -36,6 +36,9 @@ pub struct ImapSource {
     pub rejected: String,
     /// Time allowed for each network step.
     pub timeout: Duration,
+    /// Connect to this address instead of resolving `host` (TLS still checks `host`): for a
+    /// server reached through a tunnel or split DNS, and for tests.
+    pub connect_to: Option<std::net::SocketAddr>,
 }
 
 impl std::fmt::Debug for ImapSource {
@@ -189,6 +192,7 @@ impl ImapSource {
             processed: "TLSRPT-Processed".into(),
             rejected: "TLSRPT-Rejected".into(),
             timeout: Duration::from_secs(30),
+            connect_to: None,
         })
     }
 
@@ -213,18 +217,23 @@ impl ImapSource {
     /// Polls once: every message of the mailbox is ingested and moved.
     pub async fn poll(&self, ingestor: &Ingestor) -> Result<PollStats, ImapError> {
         let addr = self.addr();
-        let tcp =
-            match tokio::time::timeout(self.timeout, tokio::net::TcpStream::connect(&addr)).await {
-                Err(_) => {
-                    return Err(ImapError::Timeout {
-                        addr,
-                        step: "connect",
-                        secs: self.timeout.as_secs(),
-                    });
-                }
-                Ok(Err(e)) => return Err(ImapError::Connect { addr, reason: e.to_string() }),
-                Ok(Ok(s)) => s,
-            };
+        let connect = async {
+            match self.connect_to {
+                Some(to) => tokio::net::TcpStream::connect(to).await,
+                None => tokio::net::TcpStream::connect(&addr).await,
+            }
+        };
+        let tcp = match tokio::time::timeout(self.timeout, connect).await {
+            Err(_) => {
+                return Err(ImapError::Timeout {
+                    addr,
+                    step: "connect",
+                    secs: self.timeout.as_secs(),
+                });
+            }
+            Ok(Err(e)) => return Err(ImapError::Connect { addr, reason: e.to_string() }),
+            Ok(Ok(s)) => s,
+        };
         match &self.tls {
             None => self.session(tcp, ingestor).await,
             Some(config) => {

@@ -140,7 +140,8 @@ impl TestCa {
         let key = KeyPair::generate()?;
         let params = leaf_params(spec)?;
         let cert = params.signed_by(&key, &self.issuer)?;
-        IssuedCert::new(vec![cert.der().clone(), self.cert_der()], key)
+        let pem = format!("{}{}", cert.pem(), self.cert_pem());
+        IssuedCert::new(vec![cert.der().clone(), self.cert_der()], key, pem)
     }
 
     /// A self-signed leaf certificate for `spec` (not a CA, chains to nothing).
@@ -154,7 +155,8 @@ impl TestCa {
         let key = KeyPair::generate()?;
         let params = leaf_params(spec)?;
         let cert = params.self_signed(&key)?;
-        IssuedCert::new(vec![cert.der().clone()], key)
+        let pem = cert.pem();
+        IssuedCert::new(vec![cert.der().clone()], key, pem)
     }
 }
 
@@ -230,6 +232,10 @@ pub struct IssuedCert {
     pub key: Arc<PrivateKeyDer<'static>>,
     /// The leaf's SubjectPublicKeyInfo, DER (for DANE "3 1 x" records).
     pub spki_der: Vec<u8>,
+    /// The chain as PEM (leaf first), for servers that read files (dovecot).
+    pub chain_pem: String,
+    /// The key as PEM (PKCS#8).
+    pub key_pem: String,
     certified: Arc<CertifiedKey>,
 }
 
@@ -240,12 +246,17 @@ impl fmt::Debug for IssuedCert {
 }
 
 impl IssuedCert {
-    fn new(chain: Vec<CertificateDer<'static>>, key: KeyPair) -> Result<Self, CaError> {
+    fn new(
+        chain: Vec<CertificateDer<'static>>,
+        key: KeyPair,
+        chain_pem: String,
+    ) -> Result<Self, CaError> {
         let spki_der = key.subject_public_key_info();
+        let key_pem = key.serialize_pem();
         let key_der = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der()));
         let signer = rustls::crypto::ring::sign::any_supported_type(&key_der)?;
         let certified = Arc::new(CertifiedKey::new(chain.clone(), signer));
-        Ok(Self { chain, key: Arc::new(key_der), spki_der, certified })
+        Ok(Self { chain, key: Arc::new(key_der), spki_der, certified, chain_pem, key_pem })
     }
 
     /// The chain and key as a rustls `CertifiedKey` (ring signer).

@@ -32,17 +32,31 @@ fn free_port() -> std::io::Result<u16> {
 impl Dovecot {
     /// Starts dovecot with these users and passwords; `None` when the test may not run it.
     pub fn start(users: &[(&str, &str)]) -> Option<Self> {
+        Self::start_with(users, None)
+    }
+
+    /// Like [`Dovecot::start`], serving IMAP over TLS (imaps) with `cert` instead of plain
+    /// IMAP.
+    pub fn start_tls(users: &[(&str, &str)], cert: &crate::IssuedCert) -> Option<Self> {
+        Self::start_with(users, Some(cert))
+    }
+
+    fn start_with(users: &[(&str, &str)], tls: Option<&crate::IssuedCert>) -> Option<Self> {
         let bin = crate::require::program("dovecot", "dovecot-imapd")?;
         if !is_root() {
             return crate::require::missing("dovecot", "needs root (it switches to its own users)");
         }
-        match Self::try_start(bin, users) {
+        match Self::try_start(bin, users, tls) {
             Ok(d) => Some(d),
             Err(e) => panic!("dovecot did not start: {e}"),
         }
     }
 
-    fn try_start(bin: PathBuf, users: &[(&str, &str)]) -> std::io::Result<Self> {
+    fn try_start(
+        bin: PathBuf,
+        users: &[(&str, &str)],
+        tls: Option<&crate::IssuedCert>,
+    ) -> std::io::Result<Self> {
         let dir = tempfile::Builder::new().prefix("mtasts-dovecot-").tempdir()?;
         let root = dir.path();
         // Dovecot's unprivileged processes must reach these.
@@ -64,14 +78,35 @@ impl Dovecot {
         }
         let port = free_port()?;
         let r = root.display();
+        let (ssl, listeners) = match tls {
+            None => (
+                "ssl = no\n".to_owned(),
+                format!(
+                    "  inet_listener imap {{\n    address = 127.0.0.1\n    port = {port}\n  }}\n  inet_listener imaps {{\n    port = 0\n  }}\n"
+                ),
+            ),
+            Some(cert) => {
+                std::fs::write(root.join("cert.pem"), &cert.chain_pem)?;
+                std::fs::write(root.join("key.pem"), &cert.key_pem)?;
+                (
+                    format!(
+                        "ssl = required\nssl_cert = <{r}/cert.pem\nssl_key = <{r}/key.pem\n\
+                         ssl_min_protocol = TLSv1.2\nssl_cipher_list = ECDHE+AESGCM:ECDHE+CHACHA20\n"
+                    ),
+                    format!(
+                        "  inet_listener imap {{\n    port = 0\n  }}\n  inet_listener imaps {{\n    address = 127.0.0.1\n    port = {port}\n    ssl = yes\n  }}\n"
+                    ),
+                )
+            }
+        };
         let conf = format!(
             "protocols = imap\nlisten = 127.0.0.1\nbase_dir = {r}/run\nstate_dir = {r}/state\n\
-             log_path = {r}/log\ninfo_log_path = {r}/log\nssl = no\ndisable_plaintext_auth = no\n\
+             log_path = {r}/log\ninfo_log_path = {r}/log\n{ssl}disable_plaintext_auth = no\n\
              auth_mechanisms = plain login\nfirst_valid_uid = 1\n\
              passdb {{\n  driver = passwd-file\n  args = scheme=PLAIN username_format=%u {r}/passwd\n}}\n\
              userdb {{\n  driver = static\n  args = uid=nobody gid=nogroup home={r}/home/%u\n}}\n\
              mail_location = maildir:~/Maildir\ndefault_internal_user = dovecot\ndefault_login_user = dovenull\n\
-             service imap-login {{\n  inet_listener imap {{\n    address = 127.0.0.1\n    port = {port}\n  }}\n  inet_listener imaps {{\n    port = 0\n  }}\n}}\n"
+             service imap-login {{\n{listeners}}}\n"
         );
         std::fs::write(root.join("dovecot.conf"), conf)?;
         let child = Command::new(&bin)
@@ -98,7 +133,7 @@ impl Dovecot {
         Ok(d)
     }
 
-    /// Where it listens (plain IMAP).
+    /// Where it listens (plain IMAP, or imaps for [`Dovecot::start_tls`]).
     pub fn addr(&self) -> SocketAddr {
         self.addr
     }

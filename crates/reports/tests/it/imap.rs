@@ -46,3 +46,29 @@ async fn polls_a_mailbox_and_files_what_it_read() {
     assert!(e.to_string().starts_with("the IMAP server refused the login of reports"), "{e}");
     db.cleanup().await;
 }
+
+/// imaps:// against dovecot with a certificate from the test CA: verified TLS, then the same
+/// work; a client that does not trust the CA is refused in words.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn imaps_with_a_verified_certificate() {
+    let ca = mtasts_testkit::TestCa::new("IMAP Test CA");
+    let cert = ca.issue(&mtasts_testkit::CertSpec::valid_for(&["imap.test"]));
+    let Some(dovecot) = Dovecot::start_tls(&[("reports", "pw")], &cert) else { return };
+    dovecot.deliver("reports", "1.eml", &data("mox__testdata__tlsreports__microsoft.eml"));
+    let db = TestDb::sqlite();
+    let store = ReportStore::with_database(db.database().await).await.unwrap();
+    let ing = Ingestor::new(store.clone(), Limits::default());
+    let trusted = Arc::new(mtasts_testkit::ca::client_config(ca.root_store()));
+    let mut source =
+        ImapSource::from_url("imaps://reports:pw@imap.test/INBOX", None, trusted).unwrap();
+    source.connect_to = Some(dovecot.addr());
+    let stats = source.poll(&ing).await.unwrap();
+    assert_eq!(stats.stored, 1, "{stats:?}");
+    assert_eq!(store.count().await.unwrap(), 1);
+    let mut untrusting =
+        ImapSource::from_url("imaps://reports:pw@imap.test/INBOX", None, no_tls()).unwrap();
+    untrusting.connect_to = Some(dovecot.addr());
+    let e = untrusting.poll(&ing).await.unwrap_err();
+    assert!(e.to_string().starts_with("IMAP TLS handshake failed"), "{e}");
+    db.cleanup().await;
+}
