@@ -87,7 +87,8 @@ pub fn lint(name: &str, bytes: &[u8], options: &LintOptions, now: OffsetDateTime
         sts_txt: Ok(answer(records.sts.clone())),
         tlsrpt_txt: Ok(answer(records.tlsrpt.clone())),
         policy: Ok(FetchedPolicy {
-            url: domain.policy_url(),
+            // The policy judge names its findings after what was fetched: here, the file.
+            url: name.to_owned(),
             body: bytes.to_vec(),
             content_type: "text/plain".into(),
             certificate: None,
@@ -105,13 +106,6 @@ pub fn lint(name: &str, bytes: &[u8], options: &LintOptions, now: OffsetDateTime
             let policy = judge::policy::judge(&mut j, &StsState::Unknown);
             if !options.mx.is_empty() {
                 judge::coverage::judge(&mut j, policy.as_ref());
-            }
-            // The findings are about this file, not about a URL that may not exist yet.
-            let url = obs.domain.policy_url();
-            for f in &mut j.out.report.findings {
-                if f.subject.as_deref() == Some(url.as_str()) {
-                    f.subject = Some(name.to_owned());
-                }
             }
         }
         Kind::Sts | Kind::TlsRpt => {

@@ -7,7 +7,7 @@ use clap::{Args, ValueEnum};
 use mtasts_check::lint::{Kind, LintOptions, lint};
 use mtasts_check::render::{JsonRenderer, TextRenderer};
 use mtasts_check::{DomainReport, ExitStatus, Sink};
-use mtasts_proto::DomainName;
+use mtasts_proto::{DomainName, io_words};
 
 use crate::check::{Color, Format};
 
@@ -126,15 +126,6 @@ pub(crate) fn mx_host(typed: &str) -> String {
     match DomainName::from_user_input(name) {
         Ok(d) => format!("{wild}{}", d.as_str()),
         Err(_) => t.to_owned(),
-    }
-}
-
-/// The OS's words for an I/O error, without the "(os error N)" suffix.
-fn io_words(e: &std::io::Error) -> String {
-    let text = e.to_string();
-    match text.find(" (os error") {
-        Some(at) => text[..at].to_owned(),
-        None => text,
     }
 }
 

@@ -10,9 +10,11 @@ use clap::{Args, Subcommand, ValueEnum};
 use mtasts_reports::dkim::{DkimPolicy, DkimVerifier};
 use mtasts_reports::http::HttpLimits;
 use mtasts_reports::imap::ImapSource;
+use mtasts_reports::page::day_text as day;
 use mtasts_reports::readiness::{Criteria, Evidence};
 use mtasts_reports::source::{self, Item};
 use mtasts_reports::{Incoming, Ingestor, Limits};
+use mtasts_scan::output::csv_field;
 use mtasts_store::reports::{FailureKey, ReportStore};
 use mtasts_store::{Database, DatabaseUrl};
 
@@ -689,17 +691,7 @@ async fn readiness(
     let today = now() - now().rem_euclid(86_400);
     let since = today - days.max(1) * 86_400;
     let d = domain.as_str();
-    let evidence = Evidence {
-        days: store.days(Some(d), since).await?,
-        failures_by_type: store
-            .failures(FailureKey::ResultType, Some(d), since)
-            .await?
-            .into_iter()
-            .map(|g| (g.key, g.failed))
-            .collect(),
-        policies_seen: store.policies_seen(d, since).await?,
-        current_policy,
-    };
+    let evidence = Evidence::gather(store, d, since, current_policy).await?;
     let verdict = mtasts_reports::readiness::judge(&evidence, &criteria, today);
     let mut out = std::io::stdout().lock();
     if format == ListFormat::Text {
@@ -731,25 +723,9 @@ fn move_done(item: &Item, to: Option<&std::path::Path>) -> anyhow::Result<()> {
         .with_context(|| format!("cannot move {} to {}", file.display(), dir.display()))
 }
 
-fn day(secs: i64) -> String {
-    time::OffsetDateTime::from_unix_timestamp(secs)
-        .map(|t| format!("{:04}-{:02}-{:02}", t.year(), u8::from(t.month()), t.day()))
-        .unwrap_or_else(|_| secs.to_string())
-}
-
+/// Unix seconds as RFC 3339 UTC (the seconds themselves if out of range).
 fn utc(secs: i64) -> String {
-    time::OffsetDateTime::from_unix_timestamp(secs)
-        .ok()
-        .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
-        .unwrap_or_else(|| secs.to_string())
-}
-
-fn csv_field(s: &str) -> String {
-    if s.contains([',', '"', '\n']) {
-        format!("\"{}\"", s.replace('"', "\"\""))
-    } else {
-        s.to_owned()
-    }
+    crate::scan::rfc3339(secs).unwrap_or_else(|| secs.to_string())
 }
 
 async fn list(

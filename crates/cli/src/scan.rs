@@ -401,7 +401,7 @@ fn utc(secs: i64) -> String {
 }
 
 /// Unix seconds as RFC 3339.
-fn rfc3339(secs: i64) -> Option<String> {
+pub(crate) fn rfc3339(secs: i64) -> Option<String> {
     time::OffsetDateTime::from_unix_timestamp(secs)
         .ok()
         .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())

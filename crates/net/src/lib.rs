@@ -46,13 +46,6 @@ pub fn socket_words(io: &std::io::Error, port: u16) -> String {
         ErrorKind::HostUnreachable => "the host is unreachable (no route)".to_owned(),
         ErrorKind::NetworkUnreachable => "the network is unreachable (no route)".to_owned(),
         ErrorKind::AddrNotAvailable => "no usable local address for this host".to_owned(),
-        _ => {
-            // The OS text without its "(os error N)" suffix.
-            let text = io.to_string();
-            match text.find(" (os error") {
-                Some(at) => text[..at].to_owned(),
-                None => text,
-            }
-        }
+        _ => mtasts_proto::io_words(io),
     }
 }

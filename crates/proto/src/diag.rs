@@ -65,3 +65,13 @@ impl fmt::Display for Warning {
         write!(f, "{} [{}]", self.message, self.code)
     }
 }
+
+/// An I/O error in the operating system's words, without Rust's " (os error N)" suffix
+/// ("No such file or directory", "Is a directory"): for messages to administrators.
+pub fn io_words(e: &std::io::Error) -> String {
+    let text = e.to_string();
+    match text.find(" (os error") {
+        Some(at) => text[..at].to_owned(),
+        None => text,
+    }
+}

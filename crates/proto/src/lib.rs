@@ -44,7 +44,7 @@ pub mod fuzzing;
 
 mod syntax;
 
-pub use diag::{Parsed, Warning};
+pub use diag::{Parsed, Warning, io_words};
 pub use domain::{DomainError, DomainName};
 pub use generate::GenerateError;
 pub use mx::{MxKind, MxRecord, MxSet};

@@ -16,7 +16,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use mtasts_store::reports::{FailureKey, ReportStore};
+use mtasts_store::reports::ReportStore;
 
 use crate::readiness::{Criteria, Evidence, judge};
 
@@ -138,21 +138,7 @@ async fn readiness(
         return r;
     }
     let (today, since) = since(q.days.or(Some(60)));
-    let evidence = async {
-        Ok::<_, mtasts_store::reports::ReportStoreError>(Evidence {
-            days: s.store.days(Some(&domain), since).await?,
-            failures_by_type: s
-                .store
-                .failures(FailureKey::ResultType, Some(&domain), since)
-                .await?
-                .into_iter()
-                .map(|g| (g.key, g.failed))
-                .collect(),
-            policies_seen: s.store.policies_seen(&domain, since).await?,
-            current_policy: None,
-        })
-    }
-    .await;
+    let evidence = Evidence::gather(&s.store, &domain, since, None).await;
     match evidence {
         Ok(e) => axum::Json(judge(&e, &Criteria::default(), today)).into_response(),
         Err(e) => failed(e),

@@ -45,7 +45,8 @@ fn colour(result_type: &str) -> &'static str {
         .map_or(RESULT_COLOURS[11].1, |(_, c)| c)
 }
 
-fn day_text(day: i64) -> String {
+/// A UTC day as `YYYY-MM-DD`, from unix seconds.
+pub fn day_text(day: i64) -> String {
     time::OffsetDateTime::from_unix_timestamp(day)
         .map(|t| format!("{:04}-{:02}-{:02}", t.year(), u8::from(t.month()), t.day()))
         .unwrap_or_else(|_| day.to_string())

@@ -47,6 +47,30 @@ pub struct Evidence {
     pub current_policy: Option<Vec<String>>,
 }
 
+impl Evidence {
+    /// The evidence for `domain` in `store` from `since` (unix seconds), with the policy
+    /// published now when known.
+    pub async fn gather(
+        store: &mtasts_store::reports::ReportStore,
+        domain: &str,
+        since: i64,
+        current_policy: Option<Vec<String>>,
+    ) -> Result<Self, mtasts_store::reports::ReportStoreError> {
+        use mtasts_store::reports::FailureKey;
+        Ok(Self {
+            days: store.days(Some(domain), since).await?,
+            failures_by_type: store
+                .failures(FailureKey::ResultType, Some(domain), since)
+                .await?
+                .into_iter()
+                .map(|g| (g.key, g.failed))
+                .collect(),
+            policies_seen: store.policies_seen(domain, since).await?,
+            current_policy,
+        })
+    }
+}
+
 /// One reason for (or against) the verdict.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Reason {

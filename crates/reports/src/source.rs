@@ -4,6 +4,8 @@
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
+use mtasts_proto::io_words as words;
+
 /// One thing to ingest.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Item {
@@ -26,14 +28,6 @@ pub struct SourceError {
     pub path: String,
     /// Why, in the OS's words.
     pub reason: String,
-}
-
-fn words(e: &std::io::Error) -> String {
-    let text = e.to_string();
-    match text.find(" (os error") {
-        Some(at) => text[..at].to_owned(),
-        None => text,
-    }
 }
 
 fn read_capped(mut r: impl Read, limit: usize, path: &str) -> Result<Vec<u8>, SourceError> {

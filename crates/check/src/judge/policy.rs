@@ -23,7 +23,11 @@ pub const MAX_AGE_LOW: u32 = 604_800;
 pub(crate) fn judge(j: &mut Judging<'_>, sts: &StsState) -> Option<Policy> {
     let domain = j.obs.domain.clone();
     let host = domain.policy_host();
-    let url = domain.policy_url();
+    // Findings about the file name what was fetched (`check`: the policy URL; `lint`: the file).
+    let url = match &j.obs.policy {
+        Ok(f) => f.url.clone(),
+        Err(_) => domain.policy_url(),
+    };
     let body = match &j.obs.policy {
         Ok(f) => {
             if let Some(cert) = &f.certificate {
