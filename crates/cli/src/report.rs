@@ -414,11 +414,11 @@ pub(crate) async fn run(args: ReportArgs) -> anyhow::Result<u8> {
         ReportCommand::Show { id, raw, db } => show(&open(&db).await?, id, raw).await,
         ReportCommand::Summary { domain, days, format, html, db } => {
             let store = open(&db).await?;
-            let code = summary(&store, domain.as_deref(), days, format).await?;
+            // The page first: a reader that stops early (`| head`) must not cost the file.
             if let Some(path) = html {
                 summary_page(&store, domain.as_deref(), days, &path).await?;
             }
-            Ok(code)
+            summary(&store, domain.as_deref(), days, format).await
         }
     };
     match result {

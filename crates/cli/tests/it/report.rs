@@ -153,6 +153,15 @@ fn maildir_and_mbox_inputs() {
         html.contains("company-y.example: failed sessions per UTC day, by result type"),
         "{html}"
     );
+    // A closed pipe ends the listing quietly, and the page is still written.
+    std::fs::remove_file(&page).unwrap();
+    let mut cmd = mtasts(&db, &["summary", "--days", "100000", "--html", page.to_str().unwrap()]);
+    let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(!text(&out).contains("Broken pipe"), "{}", text(&out));
+    assert!(page.exists());
     let out = mtasts(&db, &["summary", "--days", "100000", "--format", "csv"]).output().unwrap();
     let csv = String::from_utf8_lossy(&out.stdout);
     assert!(csv.starts_with("domain,day,successful,failed,reports\n"), "{csv}");
