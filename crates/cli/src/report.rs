@@ -13,7 +13,7 @@ use mtasts_reports::imap::ImapSource;
 use mtasts_reports::page::day_text as day;
 use mtasts_reports::readiness::{Criteria, Evidence};
 use mtasts_reports::source::{self, Item};
-use mtasts_reports::{Incoming, Ingestor, Limits};
+use mtasts_reports::{IngestError, Ingestor, Limits};
 use mtasts_scan::output::csv_field;
 use mtasts_store::reports::{FailureKey, ReportStore};
 use mtasts_store::{Database, DatabaseUrl};
@@ -534,77 +534,74 @@ async fn ingest_inputs(
 ) -> anyhow::Result<u8> {
     let mut status = 0u8;
     let mut out = std::io::stdout().lock();
+    // One line per report: buffered, written at the end of each batch rather than one
+    // system call per line.
+    let mut log = std::io::BufWriter::with_capacity(64 * 1024, std::io::stderr().lock());
+    let workers = std::thread::available_parallelism().map_or(1, usize::from).min(8);
     for input in inputs {
-        let items = match source::items(input, limits.max_message) {
-            Ok(items) => items,
+        let pending = match source::plan(input, limits.max_message) {
+            Ok(pending) => pending,
             Err(e) => {
-                eprintln!("mtasts report ingest: {e}");
+                writeln!(log, "mtasts report ingest: {e}")?;
                 status = status.max(EX_DATAERR);
                 continue;
             }
         };
         // Stored a batch at a time (one transaction each): a maildir of thousands of
-        // messages costs a few hundred commits, not one per message.
-        for chunk in items.chunks(BATCH) {
-            let incoming: Vec<Incoming<'_>> = chunk
-                .iter()
-                .map(|item| {
-                    if item.report_file {
-                        Incoming::File(&item.bytes, &item.origin)
-                    } else {
-                        Incoming::Mail(&item.bytes)
-                    }
-                })
-                .collect();
-            let results = ing.batch(&incoming, now()).await;
-            for (item, result) in chunk.iter().zip(results) {
-                match result {
-                    Ok(reports) => {
-                        for r in &reports {
-                            let what = if r.duplicate { "already stored" } else { "stored" };
-                            eprintln!(
-                                "mtasts report ingest: {}: {what} report {} ({:?} from {}, for {})",
-                                item.origin,
-                                r.id,
-                                r.report_id,
-                                r.organization,
-                                if r.domains.is_empty() {
-                                    "no policy domain".to_owned()
-                                } else {
-                                    r.domains.join(", ")
-                                }
-                            );
-                            for t in &r.tolerated {
-                                eprintln!("    accepted with a warning: {t}");
+        // messages costs a few hundred commits, not one per message; reading and parsing
+        // run on the other cores meanwhile.
+        let done = |item: &Item, result: Result<Vec<mtasts_reports::Ingested>, IngestError>| {
+            match result {
+                Ok(reports) => {
+                    for r in &reports {
+                        let what = if r.duplicate { "already stored" } else { "stored" };
+                        writeln!(
+                            log,
+                            "mtasts report ingest: {}: {what} report {} ({:?} from {}, for {})",
+                            item.origin,
+                            r.id,
+                            r.report_id,
+                            r.organization,
+                            if r.domains.is_empty() {
+                                "no policy domain".to_owned()
+                            } else {
+                                r.domains.join(", ")
                             }
-                            if json {
-                                writeln!(
-                                    out,
-                                    "{}",
-                                    serde_json::json!({
-                                        "input": item.origin, "id": r.id, "duplicate": r.duplicate,
-                                        "organization": r.organization, "report_id": r.report_id,
-                                        "domains": r.domains, "warnings": r.tolerated, "dkim": r.dkim,
-                                    })
-                                )?;
-                            }
+                        )?;
+                        for t in &r.tolerated {
+                            writeln!(log, "    accepted with a warning: {t}")?;
                         }
-                        move_done(item, move_processed)?;
+                        if json {
+                            writeln!(
+                                out,
+                                "{}",
+                                serde_json::json!({
+                                    "input": item.origin, "id": r.id, "duplicate": r.duplicate,
+                                    "organization": r.organization, "report_id": r.report_id,
+                                    "domains": r.domains, "warnings": r.tolerated, "dkim": r.dkim,
+                                })
+                            )?;
+                        }
                     }
-                    Err(e) => {
-                        eprintln!("mtasts report ingest: {}: {e}", item.origin);
-                        let code = if e.is_temporary() { EX_TEMPFAIL } else { EX_DATAERR };
-                        // A database failure is worse than a bad report: retrying helps it.
-                        status = if code == EX_TEMPFAIL || status == EX_TEMPFAIL {
-                            EX_TEMPFAIL
-                        } else {
-                            code
-                        };
-                    }
+                    move_done(item, move_processed)?;
+                }
+                Err(e) => {
+                    writeln!(log, "mtasts report ingest: {}: {e}", item.origin)?;
+                    let code = if e.is_temporary() { EX_TEMPFAIL } else { EX_DATAERR };
+                    // A database failure is worse than a bad report: retrying helps it.
+                    status = if code == EX_TEMPFAIL || status == EX_TEMPFAIL {
+                        EX_TEMPFAIL
+                    } else {
+                        code
+                    };
                 }
             }
-        }
+            anyhow::Ok(())
+        };
+        ing.pipeline(pending, (BATCH, workers), now, done).await?;
+        log.flush()?;
     }
+    log.flush()?;
     Ok(status)
 }
 
@@ -818,7 +815,7 @@ async fn show(store: &ReportStore, id: i64, raw: bool) -> anyhow::Result<u8> {
         "report_domain": d.report_domain,
         "dkim": d.row.dkim,
         "warnings": serde_json::from_str::<serde_json::Value>(&d.warnings_json).unwrap_or_default(),
-        "report": serde_json::from_str::<serde_json::Value>(&d.report_json).unwrap_or_default(),
+        "report": mtasts_reports::record::parsed_document(&d.raw_json),
     });
     serde_json::to_writer_pretty(&mut out, &doc)?;
     writeln!(out)?;

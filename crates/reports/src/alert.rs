@@ -177,7 +177,6 @@ mod tests {
             report_domain: None,
             dkim: None,
             warnings_json: "[]".into(),
-            report_json: "{}".into(),
             raw_json: "{}".into(),
             received_at: 0,
             policies: vec![NewPolicy {

@@ -100,7 +100,7 @@ async fn show(State(s): State<ApiState>, headers: HeaderMap, Path(id): Path<i64>
     }
     match s.store.get(id).await {
         Ok(Some(d)) => axum::Json(serde_json::json!({
-            "report": serde_json::from_str::<serde_json::Value>(&d.report_json).unwrap_or_default(),
+            "report": crate::record::parsed_document(&d.raw_json),
             "warnings": serde_json::from_str::<serde_json::Value>(&d.warnings_json).unwrap_or_default(),
             "meta": d.row,
             "submitter": d.submitter,

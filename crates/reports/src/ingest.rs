@@ -8,6 +8,7 @@ use crate::alert::{AlertRules, Webhook};
 use crate::dkim::{DkimPolicy, DkimVerdict, DkimVerifier};
 use crate::intake::{self, Extracted, IntakeError, Limits};
 use crate::record::{Channel, new_report};
+use crate::source::{Item, Pending, SourceError};
 
 /// DKIM verifications of one batch in flight at once.
 const DKIM_CONCURRENCY: usize = 32;
@@ -44,6 +45,9 @@ pub enum IngestError {
     /// DKIM is required and its key could not be looked up: temporary.
     #[error("not stored (try again later): {0}")]
     DkimLookup(String),
+    /// The input could not be read (a file gone or not readable).
+    #[error("{0}")]
+    Unreadable(String),
 }
 
 impl IngestError {
@@ -118,11 +122,15 @@ impl Ingestor {
     pub async fn mail(&self, message: &[u8], now: i64) -> Result<Vec<Ingested>, IngestError> {
         let found = intake::from_mail(message, &self.limits)?;
         let verdict = self.dkim_verdict(message).await?;
-        let mut out = Vec::with_capacity(found.len());
-        for e in &found {
-            out.push(self.commit(e, Channel::Mail, now, verdict.as_deref()).await?);
-        }
-        Ok(out)
+        let ready = found
+            .into_iter()
+            .map(|e| {
+                let mut r = Ready::new(e, Channel::Mail, now);
+                r.row.dkim.clone_from(&verdict);
+                r
+            })
+            .collect();
+        self.commit(ready).await
     }
 
     /// Many messages (mail or report files) at once, their reports stored in one
@@ -134,12 +142,55 @@ impl Ingestor {
         inputs: &[Incoming<'_>],
         now: i64,
     ) -> Vec<Result<Vec<Ingested>, IngestError>> {
-        // The MIME, gzip and JSON work is CPU-bound: spread it over the cores.
-        let parsed = self.parse_all(inputs);
-        // DKIM key lookups of the batch's mail run concurrently (one DNS round trip for the
-        // batch rather than one per message).
+        let threads = std::thread::available_parallelism().map_or(1, usize::from).min(8);
+        let prepared = self.prepare(inputs, now, threads);
+        self.store_prepared(inputs, prepared).await
+    }
+
+    /// The CPU-bound half of [`Ingestor::batch`]: MIME, gzip and JSON, and the rows built, on
+    /// `threads` threads (scoped; the order is kept). No I/O.
+    pub fn prepare(&self, inputs: &[Incoming<'_>], now: i64, threads: usize) -> Prepared {
+        let one = |input: &Incoming<'_>| {
+            let (found, channel) = match input {
+                Incoming::Mail(bytes) => (intake::from_mail(bytes, &self.limits), Channel::Mail),
+                Incoming::File(bytes, name) => {
+                    (intake::from_file(bytes, &self.limits, name).map(|e| vec![e]), Channel::File)
+                }
+                Incoming::Unreadable(e) => {
+                    return Err(IngestError::Unreadable(e.to_string()));
+                }
+            };
+            Ok(found?.into_iter().map(|e| Ready::new(e, channel, now)).collect())
+        };
+        let taken = if threads < 2 || inputs.len() < 16 {
+            inputs.iter().map(one).collect()
+        } else {
+            let per = inputs.len().div_ceil(threads);
+            std::thread::scope(|scope| {
+                let handles: Vec<_> = inputs
+                    .chunks(per)
+                    .map(|chunk| scope.spawn(move || chunk.iter().map(one).collect::<Vec<_>>()))
+                    .collect();
+                handles
+                    .into_iter()
+                    .flat_map(|h| h.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)))
+                    .collect()
+            })
+        };
+        Prepared { taken, now }
+    }
+
+    /// The I/O half of [`Ingestor::batch`]: DKIM (the batch's key lookups concurrently: one
+    /// DNS round trip for the batch rather than one per message), then one transaction.
+    /// `inputs` are those given to [`Ingestor::prepare`].
+    pub async fn store_prepared(
+        &self,
+        inputs: &[Incoming<'_>],
+        prepared: Prepared,
+    ) -> Vec<Result<Vec<Ingested>, IngestError>> {
+        let Prepared { taken, now } = prepared;
         let verdicts: Vec<Result<Option<String>, IngestError>> =
-            futures::stream::iter(inputs.iter().zip(&parsed))
+            futures::stream::iter(inputs.iter().zip(&taken))
                 .map(|(input, taken)| async move {
                     match (input, taken) {
                         (Incoming::Mail(bytes), Ok(_)) => self.dkim_verdict(bytes).await,
@@ -151,40 +202,33 @@ impl Ingestor {
                 .await;
         let mut results: Vec<Option<Result<Vec<Ingested>, IngestError>>> =
             Vec::with_capacity(inputs.len());
-        let mut pending: Vec<(usize, Extracted, Channel, Option<String>)> = Vec::new();
-        for (i, ((input, taken), verdict)) in inputs.iter().zip(parsed).zip(verdicts).enumerate() {
-            let taken = match (input, taken) {
-                (Incoming::Mail(_), Ok(found)) => match verdict {
-                    Ok(verdict) => Ok(found
-                        .into_iter()
-                        .map(|e| (e, Channel::Mail, verdict.clone()))
-                        .collect::<Vec<_>>()),
-                    Err(e) => Err(e),
-                },
-                (Incoming::File(..), Ok(found)) => {
-                    Ok(found.into_iter().map(|e| (e, Channel::File, None)).collect())
-                }
-                (_, Err(e)) => Err(e.into()),
-            };
-            match taken {
-                Ok(found) => {
+        let mut pending: Vec<(usize, Ready)> = Vec::new();
+        for (i, (taken, verdict)) in taken.into_iter().zip(verdicts).enumerate() {
+            match taken.and_then(|found| verdict.map(|v| (found, v))) {
+                Ok((found, verdict)) => {
                     results.push(None);
-                    pending.extend(found.into_iter().map(|(e, c, v)| (i, e, c, v)));
+                    pending.extend(found.into_iter().map(|mut ready| {
+                        ready.row.dkim.clone_from(&verdict);
+                        (i, ready)
+                    }));
                 }
                 Err(e) => results.push(Some(Err(e))),
             }
         }
-        let rows: Vec<NewReport> =
-            pending.iter().map(|(_, e, c, v)| new_report(e, *c, now, v.as_deref())).collect();
+        let (owners, readies): (Vec<usize>, Vec<Ready>) = pending.into_iter().unzip();
+        let (rows, warnings): (Vec<NewReport>, Vec<Vec<String>>) =
+            readies.into_iter().map(|r| (r.row, r.tolerated)).unzip();
         match self.store.insert_all(&rows).await {
             Ok(stored) => {
                 let mut by_input: Vec<Vec<Ingested>> = vec![Vec::new(); inputs.len()];
-                for (((i, e, _, v), row), st) in pending.iter().zip(&rows).zip(stored) {
+                for (((i, row), tolerated), st) in
+                    owners.into_iter().zip(&rows).zip(warnings).zip(stored)
+                {
                     count(row, st.duplicate);
                     if !st.duplicate {
                         self.alert(row, st.id).await;
                     }
-                    by_input[*i].push(ingested(e, row, st.id, st.duplicate, v.as_deref()));
+                    by_input[i].push(ingested(row, tolerated, st.id, st.duplicate));
                 }
                 results.into_iter().zip(by_input).map(|(r, got)| r.unwrap_or(Ok(got))).collect()
             }
@@ -199,6 +243,7 @@ impl Ingestor {
                             Incoming::File(bytes, name) => {
                                 self.file(bytes, name, now).await.map(|r| vec![r])
                             }
+                            Incoming::Unreadable(e) => Err(IngestError::Unreadable(e.to_string())),
                         },
                     });
                 }
@@ -207,29 +252,64 @@ impl Ingestor {
         }
     }
 
-    /// Every input through the intake, on all cores (scoped threads; the order is kept).
-    fn parse_all(&self, inputs: &[Incoming<'_>]) -> Vec<Result<Vec<Extracted>, IntakeError>> {
-        let one = |input: &Incoming<'_>| match input {
-            Incoming::Mail(bytes) => intake::from_mail(bytes, &self.limits),
-            Incoming::File(bytes, name) => {
-                intake::from_file(bytes, &self.limits, name).map(|e| vec![e])
-            }
-        };
-        let threads = std::thread::available_parallelism().map_or(1, usize::from).min(8);
-        if threads < 2 || inputs.len() < 16 {
-            return inputs.iter().map(one).collect();
+    /// Ingests `pending` (a maildir, a directory, an mbox) `batch` inputs a transaction, with
+    /// reading and parsing on `workers` threads while earlier batches are stored: the disk,
+    /// the cores and the database busy at once. `done` is called for every input in order,
+    /// with its outcome (an input that could not be read is an [`IngestError::Unreadable`]);
+    /// its error stops the run. At most two batches a worker wait in memory.
+    pub async fn pipeline<E>(
+        &self,
+        pending: Vec<Pending>,
+        (batch, workers): (usize, usize),
+        clock: fn() -> i64,
+        mut done: impl FnMut(&Item, Result<Vec<Ingested>, IngestError>) -> Result<(), E>,
+    ) -> Result<(), E> {
+        let batch = batch.max(1);
+        let workers = workers.max(1);
+        let mut chunks: Vec<Vec<Vec<Pending>>> = (0..workers).map(|_| Vec::new()).collect();
+        let mut pending = pending.into_iter().peekable();
+        let mut n = 0;
+        while pending.peek().is_some() {
+            chunks[n % workers].push(pending.by_ref().take(batch).collect());
+            n += 1;
         }
-        let per = inputs.len().div_ceil(threads);
-        std::thread::scope(|scope| {
-            let handles: Vec<_> = inputs
-                .chunks(per)
-                .map(|chunk| scope.spawn(move || chunk.iter().map(one).collect::<Vec<_>>()))
-                .collect();
-            handles
-                .into_iter()
-                .flat_map(|h| h.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)))
-                .collect()
-        })
+        let mut channels = Vec::with_capacity(workers);
+        let mut handles = Vec::with_capacity(workers);
+        for mine in chunks {
+            let (tx, rx) = tokio::sync::mpsc::channel::<(Vec<Loaded>, Prepared)>(1);
+            let me = self.clone();
+            let worker =
+                std::thread::Builder::new().name("mtasts-ingest".into()).spawn(move || {
+                    for chunk in mine {
+                        let loaded: Vec<Loaded> =
+                            chunk.into_iter().map(|p| p.load(me.limits.max_message)).collect();
+                        let inputs: Vec<Incoming<'_>> = loaded.iter().map(incoming).collect();
+                        let prepared = me.prepare(&inputs, clock(), 1);
+                        if tx.blocking_send((loaded, prepared)).is_err() {
+                            return; // the consumer stopped
+                        }
+                    }
+                });
+            // As std::thread::spawn does: no thread to be had is a panic.
+            handles.push(worker.unwrap_or_else(|e| panic!("cannot start a thread: {e}")));
+            channels.push(rx);
+        }
+        for k in 0..n {
+            let Some((loaded, prepared)) = channels[k % workers].recv().await else {
+                // The worker ended before its chunks: it panicked.
+                let handle = handles.swap_remove(k % workers);
+                if let Err(panic) = handle.join() {
+                    std::panic::resume_unwind(panic);
+                }
+                unreachable!("a pipeline worker stopped without panicking");
+            };
+            let inputs: Vec<Incoming<'_>> = loaded.iter().map(incoming).collect();
+            let results = self.store_prepared(&inputs, prepared).await;
+            for (l, result) in loaded.iter().zip(results) {
+                done(loaded_item(l), result)?;
+            }
+        }
+        Ok(())
     }
 
     /// The DKIM verdict to store, or the refusal under [`DkimPolicy::Require`].
@@ -251,7 +331,7 @@ impl Ingestor {
     /// A report file (JSON or gzip).
     pub async fn file(&self, bytes: &[u8], name: &str, now: i64) -> Result<Ingested, IngestError> {
         let e = intake::from_file(bytes, &self.limits, name)?;
-        self.commit(&e, Channel::File, now, None).await
+        self.commit_one(Ready::new(e, Channel::File, now)).await
     }
 
     /// An HTTPS POST body (RFC 8460 §5.4).
@@ -264,23 +344,68 @@ impl Ingestor {
     ) -> Result<Ingested, IngestError> {
         let mut e = intake::from_https(content_type, body, &self.limits)?;
         e.headers.submitter = client.map(str::to_owned);
-        self.commit(&e, Channel::Https, now, None).await
+        self.commit_one(Ready::new(e, Channel::Https, now)).await
     }
 
-    async fn commit(
-        &self,
-        e: &Extracted,
-        channel: Channel,
-        now: i64,
-        dkim: Option<&str>,
-    ) -> Result<Ingested, IngestError> {
-        let row = new_report(e, channel, now, dkim);
-        let stored = self.store.insert(&row).await?;
-        count(&row, stored.duplicate);
-        if !stored.duplicate {
-            self.alert(&row, stored.id).await;
+    async fn commit_one(&self, ready: Ready) -> Result<Ingested, IngestError> {
+        let mut one = self.commit(vec![ready]).await?;
+        one.pop().ok_or_else(|| IngestError::Unreadable("nothing was stored".into()))
+    }
+
+    /// Stores `ready` in one transaction (all or none), counts and alerts.
+    async fn commit(&self, ready: Vec<Ready>) -> Result<Vec<Ingested>, IngestError> {
+        let (rows, warnings): (Vec<NewReport>, Vec<Vec<String>>) =
+            ready.into_iter().map(|r| (r.row, r.tolerated)).unzip();
+        let stored = self.store.insert_all(&rows).await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for ((row, tolerated), st) in rows.iter().zip(warnings).zip(stored) {
+            count(row, st.duplicate);
+            if !st.duplicate {
+                self.alert(row, st.id).await;
+            }
+            out.push(ingested(row, tolerated, st.id, st.duplicate));
         }
-        Ok(ingested(e, &row, stored.id, stored.duplicate, dkim))
+        Ok(out)
+    }
+}
+
+/// A report taken in and its rows built, not stored yet.
+#[derive(Debug)]
+struct Ready {
+    row: NewReport,
+    /// What was tolerated, in words.
+    tolerated: Vec<String>,
+}
+
+impl Ready {
+    fn new(e: Extracted, channel: Channel, now: i64) -> Self {
+        let tolerated = e.tolerated.iter().map(ToString::to_string).collect();
+        Self { row: new_report(e, channel, now, None), tolerated }
+    }
+}
+
+/// A batch through the intake ([`Ingestor::prepare`]), for [`Ingestor::store_prepared`].
+#[derive(Debug)]
+pub struct Prepared {
+    taken: Vec<Result<Vec<Ready>, IngestError>>,
+    now: i64,
+}
+
+/// A pipeline input as loaded: the item, or the item (no bytes) and why it could not be read.
+type Loaded = Result<Item, Box<(Item, SourceError)>>;
+
+fn loaded_item(l: &Loaded) -> &Item {
+    match l {
+        Ok(item) => item,
+        Err(failed) => &failed.0,
+    }
+}
+
+fn incoming(l: &Loaded) -> Incoming<'_> {
+    match l {
+        Ok(item) if item.report_file => Incoming::File(&item.bytes, &item.origin),
+        Ok(item) => Incoming::Mail(&item.bytes),
+        Err(failed) => Incoming::Unreadable(&failed.1),
     }
 }
 
@@ -291,6 +416,8 @@ pub enum Incoming<'a> {
     Mail(&'a [u8]),
     /// A report file (JSON or gzip) and its name.
     File(&'a [u8], &'a str),
+    /// An input that could not be read, and why.
+    Unreadable(&'a SourceError),
 }
 
 /// Prometheus counters of what was taken in (exported by `mtasts report receive --metrics`):
@@ -325,20 +452,14 @@ pub fn count_refusal(channel: &'static str, e: &IngestError) {
         .increment(1);
 }
 
-fn ingested(
-    e: &Extracted,
-    row: &NewReport,
-    id: i64,
-    duplicate: bool,
-    dkim: Option<&str>,
-) -> Ingested {
+fn ingested(row: &NewReport, tolerated: Vec<String>, id: i64, duplicate: bool) -> Ingested {
     Ingested {
         id,
         duplicate,
         organization: row.organization.clone(),
         report_id: row.report_id.clone(),
         domains: row.policies.iter().filter_map(|p| p.policy_domain.clone()).collect(),
-        tolerated: e.tolerated.iter().map(ToString::to_string).collect(),
-        dkim: dkim.map(str::to_owned),
+        tolerated,
+        dkim: row.dkim.clone(),
     }
 }

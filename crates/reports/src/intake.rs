@@ -334,7 +334,16 @@ fn decode(
             Ok(body.to_vec())
         }
         Encoding::Gzip => {
-            let mut out = Vec::new();
+            // The gzip trailer's ISIZE (RFC 1952 §2.3.1: the input size modulo 2^32) sizes the
+            // buffer in one allocation; it is only a hint (a sender controls it), so it is
+            // capped by the limit and the cap below still decides.
+            let hint = body
+                .len()
+                .checked_sub(4)
+                .and_then(|at| body.get(at..))
+                .and_then(|t| <[u8; 4]>::try_from(t).ok())
+                .map_or(0, |t| usize::try_from(u32::from_le_bytes(t)).unwrap_or(0));
+            let mut out = Vec::with_capacity(hint.min(limit).saturating_add(1));
             let cap = u64::try_from(limit).unwrap_or(u64::MAX).saturating_add(1);
             MultiGzDecoder::new(body)
                 .take(cap)

@@ -50,14 +50,18 @@ fn count(n: u64) -> i64 {
 }
 
 /// The rows for `e`, received through `channel` at `received_at` (unix seconds), with the DKIM
-/// result when checked.
+/// result when checked. The report as received moves into the row (no copy).
 pub fn new_report(
-    e: &Extracted,
+    e: Extracted,
     channel: Channel,
     received_at: i64,
     dkim: Option<&str>,
 ) -> NewReport {
     let r: &Report = &e.report;
+    // The intake parsed it as JSON, which is UTF-8 (RFC 8259 §8.1): the lossy path is never
+    // taken for a parsed report, only kept so no byte sequence can panic here.
+    let raw_json = String::from_utf8(e.raw_json)
+        .unwrap_or_else(|bad| String::from_utf8_lossy(bad.as_bytes()).into_owned());
     NewReport {
         organization: r.organization_name.clone(),
         report_id: r.report_id.clone(),
@@ -69,8 +73,7 @@ pub fn new_report(
         report_domain: e.headers.report_domain.clone(),
         dkim: dkim.map(str::to_owned),
         warnings_json: tolerated_json(&e.tolerated),
-        report_json: json(r),
-        raw_json: String::from_utf8_lossy(&e.raw_json).into_owned(),
+        raw_json,
         received_at,
         policies: r
             .policies
@@ -100,5 +103,15 @@ pub fn new_report(
                     .collect(),
             })
             .collect(),
+    }
+}
+
+/// A stored report as the JSON document `report show` and the API give: the lenient parser's
+/// reading of the report as received, every field (unknown ones under their own names). The
+/// stored text itself when it no longer parses (it did when it was stored).
+pub fn parsed_document(raw_json: &str) -> Value {
+    match Report::parse_lenient(raw_json.as_bytes()) {
+        Ok((report, _)) => serde_json::to_value(&report).unwrap_or(Value::Null),
+        Err(_) => serde_json::from_str(raw_json).unwrap_or_else(|_| Value::String(raw_json.into())),
     }
 }

@@ -50,25 +50,88 @@ fn read_capped_sized(
     Ok(out)
 }
 
-/// The items of `input` (`-` for standard input); a file larger than `limit` is read up to
-/// `limit + 1` bytes, for the intake to refuse it by size.
-pub fn items(input: &str, limit: usize) -> Result<Vec<Item>, SourceError> {
+/// One input not read yet: a file of a maildir or directory is read when its turn comes (by
+/// [`Pending::load`], on the thread that parses it), so reading overlaps parsing and storing
+/// and a directory of a million messages is never all in memory.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Pending {
+    origin: String,
+    what: What,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum What {
+    /// A file of a maildir (moved once stored) or a directory of messages.
+    File(PathBuf),
+    /// Already read (standard input, a single file, an mbox's message).
+    Read(Vec<u8>),
+}
+
+impl Pending {
+    /// Where it comes from (as [`Item::origin`]).
+    pub fn origin(&self) -> &str {
+        &self.origin
+    }
+
+    /// Reads it (up to `limit + 1` bytes, for the intake to refuse it by size). A file that
+    /// cannot be read (vanished, no permission) is its own error, not the directory's.
+    pub fn load(self, limit: usize) -> Result<Item, Box<(Item, SourceError)>> {
+        match self.what {
+            What::Read(bytes) => Ok(one(self.origin, bytes, None)),
+            What::File(path) => {
+                let read = std::fs::File::open(&path).map(|f| {
+                    let size = f.metadata().map(|m| m.len()).unwrap_or(0);
+                    (f, size)
+                });
+                let result = match read {
+                    Ok((file, size)) => read_capped_sized(file, limit, &self.origin, size),
+                    Err(e) => Err(SourceError { path: self.origin.clone(), reason: words(&e) }),
+                };
+                match result {
+                    Ok(bytes) => Ok(one(self.origin, bytes, Some(path))),
+                    Err(e) => Err(Box::new((
+                        Item {
+                            origin: self.origin,
+                            bytes: Vec::new(),
+                            report_file: false,
+                            maildir_file: Some(path),
+                        },
+                        e,
+                    ))),
+                }
+            }
+        }
+    }
+}
+
+/// The inputs of `input` (`-` for standard input): a directory (maildir or not) is listed, its
+/// files read later ([`Pending::load`]); standard input and a file (one message, an mbox, a
+/// report file) are read now, a file up to 64 × `limit` (an mbox holds many messages).
+pub fn plan(input: &str, limit: usize) -> Result<Vec<Pending>, SourceError> {
     if input == "-" {
         let bytes = read_capped(std::io::stdin().lock(), limit, "standard input")?;
-        return Ok(vec![one("standard input".into(), bytes, None)]);
+        return Ok(vec![Pending { origin: "standard input".into(), what: What::Read(bytes) }]);
     }
     let path = Path::new(input);
     let err = |e: std::io::Error| SourceError { path: input.into(), reason: words(&e) };
     let meta = std::fs::metadata(path).map_err(err)?;
     if meta.is_dir() {
-        return maildir(path, limit);
+        return maildir(path);
     }
     let file = std::fs::File::open(path).map_err(err)?;
     let bytes = read_capped(file, limit.saturating_mul(64), input)?;
     if bytes.starts_with(b"From ") {
-        return Ok(mbox(input, &bytes));
+        return Ok(mbox(input, &bytes)
+            .into_iter()
+            .map(|(origin, m)| Pending { origin, what: What::Read(m) })
+            .collect());
     }
-    Ok(vec![one(input.into(), bytes, None)])
+    Ok(vec![Pending { origin: input.into(), what: What::Read(bytes) }])
+}
+
+/// Every input of `input`, read ([`plan`], then [`Pending::load`] of each).
+pub fn items(input: &str, limit: usize) -> Result<Vec<Item>, SourceError> {
+    plan(input, limit)?.into_iter().map(|p| p.load(limit).map_err(|failed| failed.1)).collect()
 }
 
 fn one(origin: String, bytes: Vec<u8>, maildir_file: Option<PathBuf>) -> Item {
@@ -78,7 +141,7 @@ fn one(origin: String, bytes: Vec<u8>, maildir_file: Option<PathBuf>) -> Item {
 
 /// A maildir: every file in `new/` and `cur/` (a directory without them is read as a
 /// directory of messages), in name order.
-fn maildir(dir: &Path, limit: usize) -> Result<Vec<Item>, SourceError> {
+fn maildir(dir: &Path) -> Result<Vec<Pending>, SourceError> {
     let subdirs: Vec<PathBuf> =
         ["new", "cur"].iter().map(|s| dir.join(s)).filter(|p| p.is_dir()).collect();
     let dirs = if subdirs.is_empty() { vec![dir.to_path_buf()] } else { subdirs };
@@ -88,25 +151,22 @@ fn maildir(dir: &Path, limit: usize) -> Result<Vec<Item>, SourceError> {
         let mut names: Vec<PathBuf> = std::fs::read_dir(&d)
             .map_err(|e| SourceError { path: shown.clone(), reason: words(&e) })?
             .filter_map(Result::ok)
+            .filter(|e| e.file_type().is_ok_and(|t| t.is_file() || t.is_symlink()))
             .map(|e| e.path())
-            .filter(|p| p.is_file())
             .collect();
         names.sort();
-        for p in names {
-            let shown = p.display().to_string();
-            let file = std::fs::File::open(&p)
-                .map_err(|e| SourceError { path: shown.clone(), reason: words(&e) })?;
-            let size = file.metadata().map(|m| m.len()).unwrap_or(0);
-            let bytes = read_capped_sized(file, limit, &shown, size)?;
-            out.push(one(shown, bytes, Some(p)));
-        }
+        out.extend(
+            names
+                .into_iter()
+                .map(|p| Pending { origin: p.display().to_string(), what: What::File(p) }),
+        );
     }
     Ok(out)
 }
 
 /// The messages of an mbox (mboxrd: a line `From ` starts a message; `>From ` lines are
 /// unquoted one level).
-fn mbox(name: &str, bytes: &[u8]) -> Vec<Item> {
+fn mbox(name: &str, bytes: &[u8]) -> Vec<(String, Vec<u8>)> {
     let mut messages: Vec<Vec<u8>> = Vec::new();
     for line in bytes.split_inclusive(|&b| b == b'\n') {
         if line.starts_with(b"From ") {
@@ -120,11 +180,7 @@ fn mbox(name: &str, bytes: &[u8]) -> Vec<Item> {
             .is_some_and(|n| n > 0 && line[n..].starts_with(b"From "));
         current.extend_from_slice(if quoted { &line[1..] } else { line });
     }
-    messages
-        .into_iter()
-        .enumerate()
-        .map(|(i, m)| one(format!("{name}#{}", i + 1), m, None))
-        .collect()
+    messages.into_iter().enumerate().map(|(i, m)| (format!("{name}#{}", i + 1), m)).collect()
 }
 
 #[cfg(test)]
@@ -137,8 +193,8 @@ mod tests {
         let m = b"From a@b Mon Jan  1 00:00:00 2026\nSubject: one\n\n>From here\n\nFrom c@d Tue\nSubject: two\n\nbody\n";
         let items = mbox("box", m);
         assert_eq!(items.len(), 2);
-        assert_eq!(items[0].origin, "box#1");
-        assert_eq!(items[0].bytes, b"Subject: one\n\nFrom here\n\n");
-        assert_eq!(items[1].bytes, b"Subject: two\n\nbody\n");
+        assert_eq!(items[0].0, "box#1");
+        assert_eq!(items[0].1, b"Subject: one\n\nFrom here\n\n");
+        assert_eq!(items[1].1, b"Subject: two\n\nbody\n");
     }
 }

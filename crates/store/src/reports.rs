@@ -1,5 +1,5 @@
 //! TLS-RPT aggregate reports received (RFC 8460 §4): one row per report with every field kept
-//! (the report as JSON, the raw report as received, the parser's warnings), its policies and
+//! (the report as received, the parser's warnings), its policies and
 //! failure details in their own tables for analysis, and one receipt per delivery.
 //!
 //! A report is identified by organisation, `report-id` and date range: delivered twice (by
@@ -64,9 +64,8 @@ pub struct NewReport {
     pub dkim: Option<String>,
     /// What the lenient parser tolerated, JSON array.
     pub warnings_json: String,
-    /// The report, every field, as JSON.
-    pub report_json: String,
-    /// The report as received (decompressed).
+    /// The report as received (decompressed): every field, unknown ones included. The parsed
+    /// form is not stored beside it; it is the parser's output of this text.
     pub raw_json: String,
     /// When it was received, unix seconds.
     pub received_at: i64,
@@ -169,9 +168,7 @@ pub struct ReportDetail {
     pub report_domain: Option<String>,
     /// Tolerated deviations, JSON array.
     pub warnings_json: String,
-    /// The report, JSON.
-    pub report_json: String,
-    /// As received.
+    /// As received (decompressed).
     pub raw_json: String,
 }
 
@@ -275,7 +272,7 @@ macro_rules! on_pool {
 }
 
 /// Rows per multi-row statement (SQLite allows 32 766 bound values per statement; the widest
-/// row here has 15).
+/// row here has 14).
 const ROWS_PER_STATEMENT: usize = 1000;
 
 /// Inserts `reports` in one transaction on one connection type, with multi-row statements:
@@ -291,7 +288,7 @@ macro_rules! insert_all {
         let mut fresh: HashSet<i64> = HashSet::new();
         for chunk in reports.chunks(ROWS_PER_STATEMENT) {
             let mut q = builder($pool, "INSERT INTO tlsrpt_reports (organization, report_id, start_at, end_at, contact_info, \
-                 successful, failed, channel, submitter, report_domain, dkim, warnings_json, report_json, raw_json, received_at) ");
+                 successful, failed, channel, submitter, report_domain, dkim, warnings_json, raw_json, received_at) ");
             q.push_values(chunk, |mut b, r| {
                 b.push_bind(&r.organization)
                     .push_bind(&r.report_id)
@@ -305,7 +302,6 @@ macro_rules! insert_all {
                     .push_bind(&r.report_domain)
                     .push_bind(&r.dkim)
                     .push_bind(&r.warnings_json)
-                    .push_bind(&r.report_json)
                     .push_bind(&r.raw_json)
                     .push_bind(r.received_at);
             });
@@ -525,7 +521,7 @@ impl ReportStore {
     pub async fn get(&self, id: i64) -> Result<Option<ReportDetail>, ReportStoreError> {
         let sqlite = self.db.backend() == crate::Backend::Sqlite;
         let sql = format!(
-            "SELECT q.*, x.contact_info, x.submitter, x.report_domain, x.warnings_json, x.report_json, x.raw_json \
+            "SELECT q.*, x.contact_info, x.submitter, x.report_domain, x.warnings_json, x.raw_json \
              FROM ({} WHERE r.id = $1) q JOIN tlsrpt_reports x ON x.id = q.id",
             list_sql(sqlite)
         );
@@ -545,7 +541,6 @@ impl ReportStore {
                         submitter: r.try_get("submitter").map_err(get)?,
                         report_domain: r.try_get("report_domain").map_err(get)?,
                         warnings_json: r.try_get("warnings_json").map_err(get)?,
-                        report_json: r.try_get("report_json").map_err(get)?,
                         raw_json: r.try_get("raw_json").map_err(get)?,
                     }))
                 }

@@ -117,7 +117,7 @@ async fn dedup_and_every_field(db: TestDb) {
     let rfc = ing.store().list(Some("company-y.example"), 10).await.unwrap();
     assert_eq!(rfc.len(), 1, "{rfc:?}");
     let report = ing.store().get(rfc[0].id).await.unwrap().unwrap();
-    let doc: serde_json::Value = serde_json::from_str(&report.report_json).unwrap();
+    let doc = mtasts_reports::record::parsed_document(&report.raw_json);
     let details = &doc["policies"][0]["failure-details"];
     assert!(
         details[1]["additional-information"].as_str().unwrap().starts_with("https://"),
@@ -261,5 +261,62 @@ async fn a_batch_gives_each_input_its_own_outcome() {
     let again = &results[3].as_ref().unwrap()[0];
     assert!(again.duplicate && again.id == first[0].id);
     assert_eq!(ing.store().count().await.unwrap(), 2);
+    db.cleanup().await;
+}
+
+/// The pipeline (reading and parsing on worker threads while earlier batches are stored) gives
+/// every input of a maildir its outcome in name order, as one batch would: the samples stored,
+/// a repeat acknowledged as a duplicate, a non-report refused, and a file that cannot be read
+/// (a dangling link) its own error, not the directory's.
+#[tokio::test]
+async fn the_pipeline_keeps_order_and_gives_each_input_its_outcome() {
+    let db = TestDb::sqlite();
+    let ing = ingestor(&db).await;
+    let dir = tempfile::tempdir().unwrap();
+    let new = dir.path().join("new");
+    std::fs::create_dir_all(&new).unwrap();
+    std::fs::create_dir_all(dir.path().join("cur")).unwrap();
+    for (i, name) in MAILS.iter().enumerate() {
+        std::fs::write(new.join(format!("{i:02}.eml")), data(name)).unwrap();
+    }
+    std::fs::write(new.join("05.eml"), data(MAILS[0])).unwrap();
+    std::fs::write(new.join("06.eml"), b"From: a@example.com\r\nSubject: hi\r\n\r\nhello\r\n")
+        .unwrap();
+    std::os::unix::fs::symlink(dir.path().join("gone"), new.join("07.eml")).unwrap();
+    std::fs::write(new.join("08.eml"), data(MAILS[1])).unwrap();
+
+    let pending = mtasts_reports::source::plan(dir.path().to_str().unwrap(), 1 << 20).unwrap();
+    assert_eq!(pending.len(), 9);
+    let mut seen: Vec<(String, Result<Vec<mtasts_reports::Ingested>, String>)> = Vec::new();
+    // Batches of 2 over 3 workers: the order is kept across workers and batches.
+    ing.pipeline(
+        pending,
+        (2, 3),
+        || 7,
+        |item, result| {
+            let name = item.origin.rsplit('/').next().unwrap().to_owned();
+            seen.push((name, result.map_err(|e| e.to_string())));
+            Ok::<(), std::convert::Infallible>(())
+        },
+    )
+    .await
+    .unwrap();
+
+    let names: Vec<&str> = seen.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(
+        names,
+        ["00.eml", "01.eml", "02.eml", "03.eml", "04.eml", "05.eml", "06.eml", "07.eml", "08.eml"]
+    );
+    for (name, r) in &seen[..5] {
+        assert!(!r.as_ref().unwrap()[0].duplicate, "{name}: {r:?}");
+    }
+    let first = &seen[0].1.as_ref().unwrap()[0];
+    let repeat = &seen[5].1.as_ref().unwrap()[0];
+    assert!(repeat.duplicate && repeat.id == first.id, "{repeat:?}");
+    assert!(seen[6].1.as_ref().unwrap_err().contains("not a TLS-RPT report"), "{:?}", seen[6]);
+    let unreadable = seen[7].1.as_ref().unwrap_err();
+    assert!(unreadable.contains("cannot read") && unreadable.contains("07.eml"), "{unreadable}");
+    assert!(seen[8].1.as_ref().unwrap()[0].duplicate, "{:?}", seen[8]);
+    assert_eq!(ing.store().count().await.unwrap(), 5);
     db.cleanup().await;
 }
