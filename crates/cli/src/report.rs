@@ -537,7 +537,7 @@ async fn ingest_inputs(
     // One line per report: buffered, written at the end of each batch rather than one
     // system call per line.
     let mut log = std::io::BufWriter::with_capacity(64 * 1024, std::io::stderr().lock());
-    let workers = std::thread::available_parallelism().map_or(1, usize::from).min(8);
+    let workers = mtasts_reports::ingest::default_workers();
     for input in inputs {
         let pending = match source::plan(input, limits.max_message) {
             Ok(pending) => pending,
@@ -599,7 +599,6 @@ async fn ingest_inputs(
             anyhow::Ok(())
         };
         ing.pipeline(pending, (BATCH, workers), now, done).await?;
-        log.flush()?;
     }
     log.flush()?;
     Ok(status)

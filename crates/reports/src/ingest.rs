@@ -2,7 +2,7 @@
 //! receive. A report is acknowledged only once it is committed (or found already stored).
 
 use futures::StreamExt;
-use mtasts_store::reports::{NewReport, ReportStore, ReportStoreError};
+use mtasts_store::reports::{NewReport, ReportStore, ReportStoreError, Stored};
 
 use crate::alert::{AlertRules, Webhook};
 use crate::dkim::{DkimPolicy, DkimVerdict, DkimVerifier};
@@ -142,8 +142,7 @@ impl Ingestor {
         inputs: &[Incoming<'_>],
         now: i64,
     ) -> Vec<Result<Vec<Ingested>, IngestError>> {
-        let threads = std::thread::available_parallelism().map_or(1, usize::from).min(8);
-        let prepared = self.prepare(inputs, now, threads);
+        let prepared = self.prepare(inputs, now, default_workers());
         self.store_prepared(inputs, prepared).await
     }
 
@@ -224,11 +223,7 @@ impl Ingestor {
                 for (((i, row), tolerated), st) in
                     owners.into_iter().zip(&rows).zip(warnings).zip(stored)
                 {
-                    count(row, st.duplicate);
-                    if !st.duplicate {
-                        self.alert(row, st.id).await;
-                    }
-                    by_input[i].push(ingested(row, tolerated, st.id, st.duplicate));
+                    by_input[i].push(self.committed(row, tolerated, st).await);
                 }
                 results.into_iter().zip(by_input).map(|(r, got)| r.unwrap_or(Ok(got))).collect()
             }
@@ -348,25 +343,43 @@ impl Ingestor {
     }
 
     async fn commit_one(&self, ready: Ready) -> Result<Ingested, IngestError> {
-        let mut one = self.commit(vec![ready]).await?;
-        one.pop().ok_or_else(|| IngestError::Unreadable("nothing was stored".into()))
+        let stored = self.store.insert(&ready.row).await?;
+        Ok(self.committed(&ready.row, ready.tolerated, stored).await)
     }
 
-    /// Stores `ready` in one transaction (all or none), counts and alerts.
+    /// Stores `ready` in one transaction (all or none).
     async fn commit(&self, ready: Vec<Ready>) -> Result<Vec<Ingested>, IngestError> {
         let (rows, warnings): (Vec<NewReport>, Vec<Vec<String>>) =
             ready.into_iter().map(|r| (r.row, r.tolerated)).unzip();
         let stored = self.store.insert_all(&rows).await?;
         let mut out = Vec::with_capacity(rows.len());
         for ((row, tolerated), st) in rows.iter().zip(warnings).zip(stored) {
-            count(row, st.duplicate);
-            if !st.duplicate {
-                self.alert(row, st.id).await;
-            }
-            out.push(ingested(row, tolerated, st.id, st.duplicate));
+            out.push(self.committed(row, tolerated, st).await);
         }
         Ok(out)
     }
+
+    /// After a commit: counts the report, alerts on a new one, and says what was done.
+    async fn committed(&self, row: &NewReport, tolerated: Vec<String>, st: Stored) -> Ingested {
+        count(row, st.duplicate);
+        if !st.duplicate {
+            self.alert(row, st.id).await;
+        }
+        Ingested {
+            id: st.id,
+            duplicate: st.duplicate,
+            organization: row.organization.clone(),
+            report_id: row.report_id.clone(),
+            domains: row.policies.iter().filter_map(|p| p.policy_domain.clone()).collect(),
+            tolerated,
+            dkim: row.dkim.clone(),
+        }
+    }
+}
+
+/// Worker threads for parsing: the cores, at most 8 (a batch of reports is not worth more).
+pub fn default_workers() -> usize {
+    std::thread::available_parallelism().map_or(1, usize::from).min(8)
 }
 
 /// A report taken in and its rows built, not stored yet.
@@ -450,16 +463,4 @@ pub fn count_refusal(channel: &'static str, e: &IngestError) {
     let outcome = if e.is_temporary() { "error" } else { "rejected" };
     metrics::counter!("mtasts_reports_received_total", "channel" => channel, "outcome" => outcome)
         .increment(1);
-}
-
-fn ingested(row: &NewReport, tolerated: Vec<String>, id: i64, duplicate: bool) -> Ingested {
-    Ingested {
-        id,
-        duplicate,
-        organization: row.organization.clone(),
-        report_id: row.report_id.clone(),
-        domains: row.policies.iter().filter_map(|p| p.policy_domain.clone()).collect(),
-        tolerated,
-        dkim: row.dkim.clone(),
-    }
 }
