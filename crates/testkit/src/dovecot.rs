@@ -188,7 +188,7 @@ fn set_mode(path: &Path, mode: u32) -> std::io::Result<()> {
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
 }
 
-fn is_root() -> bool {
+pub(crate) fn is_root() -> bool {
     // The effective user of this process, from /proc (no libc call: unsafe is forbidden).
     std::fs::read_to_string("/proc/self/status")
         .ok()

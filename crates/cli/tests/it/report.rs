@@ -398,3 +398,65 @@ async fn kill_9_loses_no_acknowledged_report_and_leaves_no_half_report() {
     assert_eq!(out.status.code(), Some(0), "the acknowledged HTTPS report {id} is missing");
     assert!(String::from_utf8_lossy(&out.stdout).contains("Microsoft Corporation"));
 }
+
+/// `mtasts report ingest` as a real Postfix's `pipe(8)` transport, as the README's example
+/// sets it up (`contrib/postfix/tlsrpt-pipe.md`; `--dkim off`, as nothing answers DNS here): a report is delivered (stored, `status=sent`), a message that is not a report
+/// is bounced with the reason, and while the store cannot be written the mail is deferred
+/// and kept in the queue, then delivered once it can: nothing lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ingest_behind_a_real_postfix_pipe() {
+    use mtasts_testkit::postfix::{Attempt, Postfix};
+    use std::os::unix::fs::PermissionsExt;
+    const DEADLINE: std::time::Duration = std::time::Duration::from_secs(60);
+    let bin = env!("CARGO_BIN_EXE_mtasts");
+    let Some(postfix) = Postfix::builder()
+        .main_cf(
+            "relay_domains = reports.test\n\
+             transport_maps = inline:{ reports.test=tlsrpt:, sender.mtasts.test=discard: }\n",
+        )
+        .service(&format!(
+            "tlsrpt unix - n n - 4 pipe flags=Rq user=nobody \
+             argv={bin} report ingest --dkim off --db sqlite://{{dir}}/db/reports.db"
+        ))
+        .start()
+    else {
+        return;
+    };
+    let db_dir = postfix.dir().join("db");
+    let db = format!("sqlite://{}", db_dir.join("reports.db").display());
+    // root's and not writable by `nobody`: the store cannot be created yet.
+    std::fs::create_dir(&db_dir).unwrap();
+    std::fs::set_permissions(&db_dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let sender = "sender@sender.mtasts.test";
+    let sent = |a: &[Attempt]| a.iter().any(|a| a.status == "sent");
+    let report = std::fs::read(data(GOOGLE)).unwrap();
+
+    postfix.submit(sender, "tlsrpt@reports.test", &report);
+    let a =
+        postfix.wait_for("tlsrpt@reports.test", "a deferral", DEADLINE, |a| !a.is_empty()).await;
+    assert!(a.iter().all(|a| a.status == "deferred"), "{a:#?}\n{}", postfix.log());
+    assert!(postfix.queue().contains("tlsrpt@reports.test"), "not queued:\n{}", postfix.log());
+    // The store can be written now: the retry delivers it.
+    let chown = Command::new("chown").arg("nobody").arg(&db_dir).status().unwrap();
+    assert!(chown.success());
+    postfix.flush();
+    postfix.wait_for("tlsrpt@reports.test", "the delivery", DEADLINE, sent).await;
+    let listed = mtasts(&db, &["list", "--format", "json"]).output().unwrap();
+    assert!(listed.status.success(), "{}", text(&listed));
+    let rows: serde_json::Value = serde_json::from_slice(&listed.stdout).unwrap();
+    assert_eq!(rows.as_array().map(Vec::len), Some(1), "{rows}");
+
+    // Not a report: bounced, the reason in the log (and so in the bounce).
+    postfix.submit(sender, "other@reports.test", b"From: a@example.com\nSubject: hi\n\nhello\n");
+    let a = postfix.wait_for("other@reports.test", "a bounce", DEADLINE, |a| !a.is_empty()).await;
+    assert!(
+        a.iter().all(|a| a.status == "bounced" && a.line.contains("not a TLS-RPT report")),
+        "{a:#?}"
+    );
+    // The same report again: acknowledged (sent), stored once.
+    postfix.submit(sender, "again@reports.test", &report);
+    postfix.wait_for("again@reports.test", "the delivery", DEADLINE, sent).await;
+    let listed = mtasts(&db, &["list", "--format", "json"]).output().unwrap();
+    let rows: serde_json::Value = serde_json::from_slice(&listed.stdout).unwrap();
+    assert_eq!(rows.as_array().map(Vec::len), Some(1), "{rows}");
+}

@@ -12,292 +12,51 @@
 //! DNS on `127.A.B.253:53`, SMTP on port 25). The namespace lives as long as Postfix's
 //! processes; mail is submitted with `sendmail -C`, which needs no DNS.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use mtasts_resolver::Zones;
+use mtasts_testkit::postfix::{Attempt, Postfix};
 use mtasts_testkit::{Scenario, SmtpSession, World};
 
 use crate::support::{resolver_for, serve_on_loopback};
 
 /// How long a case may take to reach its outcome (DNS, policy fetch, delivery, a retry).
 const OUTCOME_DEADLINE: Duration = Duration::from_secs(60);
-/// How often the log is read while waiting.
-const POLL: Duration = Duration::from_millis(100);
-/// How long Postfix may take to stop before its master is killed.
-const STOP_DEADLINE: Duration = Duration::from_secs(10);
 /// Deferred attempts to see before a deferral counts as final: the retry was refused too.
 const DEFERRED_ATTEMPTS: usize = 2;
 
-/// The services the instance runs (`master.cf`): no `smtp inet` listener (nothing receives
-/// mail), chroot off (column 5) so the daemons see the temporary directory, and `postlog`,
-/// which writes `maillog_file`.
-const MASTER_CF: &str = "\
-pickup     unix       n - n 60    1 pickup
-cleanup    unix       n - n -     0 cleanup
-qmgr       unix       n - n 300   1 qmgr
-tlsmgr     unix       - - n 1000? 1 tlsmgr
-rewrite    unix       - - n -     - trivial-rewrite
-bounce     unix       - - n -     0 bounce
-defer      unix       - - n -     0 bounce
-trace      unix       - - n -     0 bounce
-verify     unix       - - n -     1 verify
-flush      unix       n - n 1000? 0 flush
-proxymap   unix       - - n -     - proxymap
-smtp       unix       - - n -     - smtp
-showq      unix       n - n -     - showq
-error      unix       - - n -     - error
-retry      unix       - - n -     - error
-discard    unix       - - n -     - discard
-anvil      unix       - - n -     1 anvil
-scache     unix       - - n -     1 scache
-postlog    unix-dgram n - n -     1 postlogd
-";
-
-/// The programs of Debian's `postfix` package the test runs.
-struct Programs {
-    postfix: PathBuf,
-    sendmail: PathBuf,
-    postqueue: PathBuf,
-    unshare: PathBuf,
-}
-
-impl Programs {
-    /// The programs, and the privilege to make a mount namespace and bind the standard ports;
-    /// `None` (after saying what is missing) when the test cannot run here.
-    fn required() -> Option<Self> {
-        use mtasts_testkit::require::{missing, program};
-        let programs = Self {
-            postfix: program("postfix", "postfix")?,
-            sendmail: program("sendmail", "postfix")?,
-            postqueue: program("postqueue", "postfix")?,
-            unshare: program("unshare", "util-linux")?,
-        };
-        let status = Command::new(&programs.unshare)
-            .args(["-m", "true"])
-            .stderr(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success());
-        if !status {
-            return missing(
-                "a mount namespace",
-                "`unshare -m true` failed; run as root (Postfix and the world's ports 25/53 need it)",
-            );
-        }
-        Some(programs)
-    }
-}
-
-/// A private Postfix instance, stopped when dropped (so that none outlives a failed test).
-struct Postfix {
-    programs: Programs,
-    conf: PathBuf,
-    maillog: PathBuf,
-    master_pid: Option<u32>,
-    // Last: removed after Postfix stopped.
-    _dir: tempfile::TempDir,
-}
-
-impl Postfix {
-    /// Configures and starts an instance sending through the world's DNS, trusting only the
-    /// world's CA, and asking the socketmap server at `policy_server` for TLS policies.
-    fn start(programs: Programs, world: &World, policy_server: std::net::SocketAddr) -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        // Postfix's daemons run as `postfix` and must reach the queue below it.
-        set_mode(dir.path(), 0o755);
-        let base = dir.path().to_path_buf();
-        let base = base.as_path();
-        let conf = base.join("conf");
-        std::fs::create_dir(&conf).unwrap();
-        std::fs::create_dir(base.join("queue")).unwrap();
-        let maillog = base.join("maillog");
-        // The world's directory is root's alone; the smtp client reads the CA as `postfix`.
-        let ca = base.join("world-ca.pem");
-        std::fs::copy(world.ca_pem_path(), &ca).unwrap();
-        set_mode(&ca, 0o644);
-        let resolv = base.join("resolv.conf");
-        let dns = world.dns_addr();
-        assert_eq!(dns.port(), 53, "libc's resolver asks port 53 only");
-        std::fs::write(&resolv, format!("nameserver {}\noptions timeout:2 attempts:2\n", dns.ip()))
-            .unwrap();
-        set_mode(&resolv, 0o644);
-
-        let main_cf = format!(
+/// A private Postfix ([`mtasts_testkit::postfix`]) sending through the world's DNS, trusting
+/// only the world's CA, and asking the socketmap server at `policy_server` for TLS policies.
+fn start_postfix(world: &World, policy_server: std::net::SocketAddr) -> Option<Postfix> {
+    let dns = world.dns_addr();
+    assert_eq!(dns.port(), 53, "libc's resolver asks port 53 only");
+    // The world's directory is root's alone; the smtp client reads the CA as `postfix`.
+    let ca = std::fs::read(world.ca_pem_path()).unwrap();
+    Postfix::builder()
+        .file("world-ca.pem", &ca)
+        .main_cf(&format!(
             "\
-compatibility_level = 3.6
-queue_directory = {queue}
-data_directory = {data}
-mail_owner = postfix
-setgid_group = postdrop
-myhostname = sender.mtasts.test
-mydestination =
-relayhost =
-inet_interfaces = loopback-only
-inet_protocols = ipv4
-maillog_file = {maillog}
-maillog_file_prefixes = {base}
 smtp_host_lookup = dns
 smtp_dns_support_level = enabled
 disable_dns_lookups = no
 smtp_tls_security_level = may
-smtp_tls_CAfile = {ca}
+smtp_tls_CAfile = {{dir}}/world-ca.pem
 smtp_tls_loglevel = 1
 smtp_tls_policy_maps = socketmap:inet:{policy_server}:postfix
-queue_run_delay = 1s
-minimal_backoff_time = 1s
-maximal_backoff_time = 2s
 smtp_connect_timeout = 5s
 smtp_helo_timeout = 5s
-delay_warning_time = 0
-",
-            queue = base.join("queue").display(),
-            data = base.join("data").display(),
-            maillog = maillog.display(),
-            base = base.display(),
-            ca = ca.display(),
-        );
-        std::fs::write(conf.join("main.cf"), main_cf).unwrap();
-        std::fs::write(conf.join("master.cf"), MASTER_CF).unwrap();
-
-        let mut postfix = Self { programs, conf, maillog, master_pid: None, _dir: dir };
-        let check = Command::new(&postfix.programs.postfix)
-            .arg("-c")
-            .arg(&postfix.conf)
-            .arg("check")
-            .output()
-            .unwrap();
-        assert!(check.status.success(), "postfix check: {}\n{}", stderr(&check), postfix.log());
-        // `postfix start` returns once the master runs (`master -w`); the mount namespace
-        // stays with the master and its children.
-        let script = "mount --bind \"$1\" /etc/resolv.conf && exec \"$2\" -c \"$3\" start";
-        let start = Command::new(&postfix.programs.unshare)
-            .args(["-m", "sh", "-c", script, "sh"])
-            .arg(&resolv)
-            .arg(&postfix.programs.postfix)
-            .arg(&postfix.conf)
-            .output()
-            .unwrap();
-        postfix.master_pid = std::fs::read_to_string(base.join("queue/pid/master.pid"))
-            .ok()
-            .and_then(|s| s.trim().parse().ok());
-        assert!(
-            start.status.success() && postfix.master_pid.is_some(),
-            "postfix start: {}\n{}",
-            stderr(&start),
-            postfix.log()
-        );
-        postfix
-    }
-
-    /// Submits a message to `rcpt`.
-    fn submit(&self, rcpt: &str) {
-        use std::io::Write;
-        let mut child = Command::new(&self.programs.sendmail)
-            .arg("-C")
-            .arg(&self.conf)
-            .args(["-f", "sender@sender.mtasts.test", "--", rcpt])
-            .stdin(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut stdin = child.stdin.take().unwrap();
-        write!(
-            stdin,
-            "From: sender@sender.mtasts.test\nTo: {rcpt}\nSubject: MTA-STS test\n\nfor {rcpt}\n"
-        )
-        .unwrap();
-        drop(stdin);
-        let out = child.wait_with_output().unwrap();
-        assert!(out.status.success(), "sendmail {rcpt}: {}", stderr(&out));
-    }
-
-    /// The maillog so far.
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.maillog).unwrap_or_default()
-    }
-
-    /// `postqueue -j`: one JSON object per queued message.
-    fn queue(&self) -> String {
-        let out = Command::new(&self.programs.postqueue)
-            .arg("-c")
-            .arg(&self.conf)
-            .arg("-j")
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "postqueue -j: {}", stderr(&out));
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    }
-
-    /// Waits until the delivery attempts logged for `rcpt` satisfy `done`; returns them.
-    async fn wait_for(
-        &self,
-        rcpt: &str,
-        what: &str,
-        done: impl Fn(&[Attempt]) -> bool,
-    ) -> Vec<Attempt> {
-        let start = Instant::now();
-        loop {
-            let attempts = attempts(&self.log(), rcpt);
-            if done(&attempts) {
-                return attempts;
-            }
-            assert!(
-                start.elapsed() < OUTCOME_DEADLINE,
-                "{rcpt}: {what} not within {OUTCOME_DEADLINE:?}; maillog:\n{}",
-                self.log()
-            );
-            tokio::time::sleep(POLL).await;
-        }
-    }
-
-    fn master_alive(&self) -> bool {
-        self.master_pid.is_some_and(|pid| {
-            // A zombie has exited; its parent (init) reaps it.
-            std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
-                stat.rsplit_once(')').is_some_and(|(_, rest)| !rest.trim_start().starts_with('Z'))
-            })
-        })
-    }
+"
+        ))
+        .resolver(dns.ip())
+        .start()
 }
 
-impl Drop for Postfix {
-    fn drop(&mut self) {
-        let _ = Command::new(&self.programs.postfix)
-            .arg("-c")
-            .arg(&self.conf)
-            .arg("stop")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status();
-        let start = Instant::now();
-        while self.master_alive() && start.elapsed() < STOP_DEADLINE {
-            std::thread::sleep(POLL);
-        }
-        if let (true, Some(pid)) = (self.master_alive(), self.master_pid) {
-            // The daemons exit on their own once the master is gone.
-            let _ = Command::new("kill").args(["-KILL", &pid.to_string()]).status();
-        }
-    }
-}
-
-/// One delivery attempt in the maillog: its `status=` and the whole line.
-#[derive(Debug, Clone)]
-struct Attempt {
-    status: String,
-    line: String,
-}
-
-/// The delivery attempts logged for `rcpt` (`… to=<rcpt>, relay=…, status=sent (…)`).
-fn attempts(log: &str, rcpt: &str) -> Vec<Attempt> {
-    let to = format!(" to=<{rcpt}>,");
-    log.lines()
-        .filter(|l| l.contains(&to))
-        .filter_map(|l| {
-            let status = l.split(" status=").nth(1)?.split_whitespace().next()?;
-            Some(Attempt { status: status.to_owned(), line: l.to_owned() })
-        })
-        .collect()
+/// Submits a test message to `rcpt`.
+fn submit(postfix: &Postfix, rcpt: &str) {
+    let message = format!(
+        "From: sender@sender.mtasts.test\nTo: {rcpt}\nSubject: MTA-STS test\n\nfor {rcpt}\n"
+    );
+    postfix.submit("sender@sender.mtasts.test", rcpt, message.as_bytes());
 }
 
 /// The first attempt is the outcome of a message that should be delivered at once.
@@ -325,19 +84,9 @@ fn transaction(s: &SmtpSession) -> bool {
     })
 }
 
-fn set_mode(path: &Path, mode: u32) {
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
-}
-
-fn stderr(out: &std::process::Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
-
 /// The five cases of the downgrade attack against one Postfix instance, one domain each.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postfix_delivers_only_as_the_policy_allows() {
-    let Some(programs) = Programs::required() else { return };
     let w = World::builder()
         .scenario(Scenario::Good)
         .scenario(Scenario::MxNoStarttls)
@@ -349,7 +98,7 @@ async fn postfix_delivers_only_as_the_policy_allows() {
         .build()
         .await;
     let (addr, _stop, _task) = serve_on_loopback(resolver_for(&w, Zones::default())).await;
-    let postfix = Postfix::start(programs, &w, addr);
+    let Some(postfix) = start_postfix(&w, addr) else { return };
 
     let rcpt = |s: Scenario| format!("user@{}", s.domain());
     let mx1 = |s: Scenario| format!("mx1.{}", s.domain());
@@ -376,15 +125,15 @@ async fn postfix_delivers_only_as_the_policy_allows() {
         (Scenario::MxWildcardTooDeep, "status=deferred (client TLS configuration problem)"),
     ];
     for s in [Scenario::Good, Scenario::MxCertBadTestingMode] {
-        postfix.submit(&rcpt(s));
+        submit(&postfix, &rcpt(s));
     }
     for (s, _) in deferred {
-        postfix.submit(&rcpt(s));
+        submit(&postfix, &rcpt(s));
     }
 
     // 1. enforce, valid certificate: delivered over verified TLS, with the MX name as SNI.
     let good = Scenario::Good;
-    let a = postfix.wait_for(&rcpt(good), "delivery", first).await;
+    let a = postfix.wait_for(&rcpt(good), "delivery", OUTCOME_DEADLINE, first).await;
     assert!(a.iter().all(|a| a.status == "sent"), "{a:#?}");
     let log = postfix.log();
     let verified = format!("Verified TLS connection established to {}[", mx1(good));
@@ -398,7 +147,7 @@ async fn postfix_delivers_only_as_the_policy_allows() {
     //    answers NOTFOUND and Postfix delivers with its own level, opportunistic TLS (the chain
     //    is trusted, the name is not checked).
     let testing = Scenario::MxCertBadTestingMode;
-    let a = postfix.wait_for(&rcpt(testing), "delivery", first).await;
+    let a = postfix.wait_for(&rcpt(testing), "delivery", OUTCOME_DEADLINE, first).await;
     assert!(a.iter().all(|a| a.status == "sent"), "{a:#?}");
     let log = postfix.log();
     assert!(log.contains(&format!("Trusted TLS connection established to {}[", mx1(testing))));
@@ -408,7 +157,9 @@ async fn postfix_delivers_only_as_the_policy_allows() {
     // DATA) with the MX, ever. For 2 and 3 Postfix did connect (the attack was met, not
     // avoided); for 5 the policy lookup failed before any connection.
     for (s, reason) in deferred {
-        let a = postfix.wait_for(&rcpt(s), "two deferred attempts", deferred_again).await;
+        let a = postfix
+            .wait_for(&rcpt(s), "two deferred attempts", OUTCOME_DEADLINE, deferred_again)
+            .await;
         assert!(a.iter().all(|a| a.status == "deferred" && a.line.contains(reason)), "{a:#?}");
         assert!(queued(s), "{s:?} is not in the queue\n{}", queue_and_log());
         let host = match s {
