@@ -27,7 +27,7 @@ if [ -n "${DB:-}" ]; then
   case "$DB" in
     postgres://*|postgresql://*)
       log "dropping the tlsrpt_* tables of $DB"
-      psql -q "$DB" -c 'DROP TABLE IF EXISTS tlsrpt_failures, tlsrpt_policies, tlsrpt_receipts, tlsrpt_reports CASCADE' \
+      psql -q "$DB" -c 'DROP TABLE IF EXISTS tlsrpt_failure_days, tlsrpt_domain_days, tlsrpt_failures, tlsrpt_policies, tlsrpt_receipts, tlsrpt_reports CASCADE' \
         -c "DELETE FROM _sqlx_migrations WHERE description LIKE 'reports%'" 2>/dev/null || true ;;
     *) die "DB must be a postgres:// URL (the default is a new SQLite file)" ;;
   esac
@@ -77,7 +77,7 @@ case "$DB" in
     printf 'store: %s reports in %s MiB on disk (%s bytes/report, SQLite with its WAL)\n' "$N" \
       "$(awk -v b="$SIZE" 'BEGIN { printf "%.1f", b / 1048576 }')" "$((SIZE / N))" ;;
   *)
-    SIZE=$(psql -At "$DB" -c "SELECT SUM(pg_total_relation_size(c)) FROM unnest(ARRAY['tlsrpt_reports','tlsrpt_receipts','tlsrpt_policies','tlsrpt_failures']::regclass[]) c")
+    SIZE=$(psql -At "$DB" -c "SELECT SUM(pg_total_relation_size(c)) FROM unnest(ARRAY['tlsrpt_reports','tlsrpt_receipts','tlsrpt_policies','tlsrpt_failures','tlsrpt_domain_days','tlsrpt_failure_days']::regclass[]) c")
     printf 'store: %s reports in %s MiB (%s bytes/report, PostgreSQL tables and indexes)\n' "$N" \
       "$(awk -v b="$SIZE" 'BEGIN { printf "%.1f", b / 1048576 }')" "$((SIZE / N))" ;;
 esac

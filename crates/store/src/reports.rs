@@ -244,16 +244,59 @@ pub enum FailureKey {
 }
 
 impl FailureKey {
-    fn column(self) -> &'static str {
+    /// Every key, in the order the roll-up is written.
+    const ALL: [Self; 6] = [
+        Self::ResultType,
+        Self::Organization,
+        Self::ReceivingMx,
+        Self::ReceivingIp,
+        Self::SendingIp,
+        Self::ReasonCode,
+    ];
+
+    /// The key's name in `tlsrpt_failure_days.dimension` (migration `reports/0003`).
+    fn dimension(self) -> &'static str {
         match self {
-            Self::ResultType => "f.result_type",
-            Self::Organization => "r.organization",
-            Self::ReceivingMx => "f.receiving_mx_hostname",
-            Self::ReceivingIp => "f.receiving_ip",
-            Self::SendingIp => "f.sending_ip",
-            Self::ReasonCode => "f.failure_reason_code",
+            Self::ResultType => "result_type",
+            Self::Organization => "organization",
+            Self::ReceivingMx => "receiving_mx",
+            Self::ReceivingIp => "receiving_ip",
+            Self::SendingIp => "sending_ip",
+            Self::ReasonCode => "reason_code",
         }
     }
+
+    /// The value of this key for one failure detail of a report from `organization`: at most
+    /// [`ITEM_CHARS`] characters, `(none)` when the detail has none (as migration
+    /// `reports/0003` computes it with `SUBSTR` and `COALESCE`).
+    fn item(self, organization: &str, f: &NewFailure) -> String {
+        let value = match self {
+            Self::ResultType => Some(f.result_type.as_str()),
+            Self::Organization => Some(organization),
+            Self::ReceivingMx => f.receiving_mx_hostname.as_deref(),
+            Self::ReceivingIp => f.receiving_ip.as_deref(),
+            Self::SendingIp => f.sending_ip.as_deref(),
+            Self::ReasonCode => f.failure_reason_code.as_deref(),
+        };
+        value.unwrap_or("(none)").chars().take(ITEM_CHARS).collect()
+    }
+}
+
+/// The longest failure key kept in the roll-up (a key is part of its primary key, and a
+/// PostgreSQL index entry has a size limit); longer values are cut, in the roll-up only.
+const ITEM_CHARS: usize = 512;
+
+/// A report's policy domains as listed: each once, in the report's order, comma-separated
+/// (`''` for a policy without one).
+fn domains_of(r: &NewReport) -> String {
+    let mut seen: Vec<&str> = Vec::new();
+    for p in &r.policies {
+        let d = p.policy_domain.as_deref().unwrap_or("");
+        if !seen.contains(&d) {
+            seen.push(d);
+        }
+    }
+    seen.join(",")
 }
 
 /// The reports tables. Cheap to clone.
@@ -288,7 +331,7 @@ macro_rules! insert_all {
         let mut fresh: HashSet<i64> = HashSet::new();
         for chunk in reports.chunks(ROWS_PER_STATEMENT) {
             let mut q = builder($pool, "INSERT INTO tlsrpt_reports (organization, report_id, start_at, end_at, contact_info, \
-                 successful, failed, channel, submitter, report_domain, dkim, warnings_json, raw_json, received_at) ");
+                 successful, failed, channel, submitter, report_domain, dkim, warnings_json, raw_json, received_at, domains) ");
             q.push_values(chunk, |mut b, r| {
                 b.push_bind(&r.organization)
                     .push_bind(&r.report_id)
@@ -303,7 +346,8 @@ macro_rules! insert_all {
                     .push_bind(&r.dkim)
                     .push_bind(&r.warnings_json)
                     .push_bind(&r.raw_json)
-                    .push_bind(r.received_at);
+                    .push_bind(r.received_at)
+                    .push_bind(domains_of(r));
             });
             q.push(" ON CONFLICT (organization, report_id, start_at, end_at) DO NOTHING \
                      RETURNING id, organization, report_id, start_at, end_at");
@@ -352,8 +396,24 @@ macro_rules! insert_all {
             });
             q.build().execute(&mut *tx).await.map_err(e)?;
         }
+        // The report row counts its deliveries (stored with 1).
+        let mut again: Vec<(i64, i64)> = Vec::new();
+        for st in out.iter().filter(|st| st.duplicate) {
+            match again.iter_mut().find(|(id, _)| *id == st.id) {
+                Some((_, n)) => *n += 1,
+                None => again.push((st.id, 1)),
+            }
+        }
+        for (id, n) in again {
+            sqlx::query("UPDATE tlsrpt_reports SET receipts = receipts + $1 WHERE id = $2")
+                .bind(n)
+                .bind(id)
+                .execute(&mut *tx)
+                .await
+                .map_err(e)?;
+        }
         // 3. The policies of the new reports, then 4. their failure details.
-        let policies: Vec<(i64, i64, &NewPolicy, i64)> = owners
+        let policies: Vec<(i64, i64, &NewPolicy, i64, &str)> = owners
             .iter()
             .flat_map(|&(i, id)| {
                 let r = &reports[i];
@@ -361,7 +421,7 @@ macro_rules! insert_all {
                 // on the day the range starts.
                 let day = r.start - r.start.rem_euclid(86_400);
                 r.policies.iter().enumerate().map(move |(pos, p)| {
-                    (id, i64::try_from(pos).unwrap_or(i64::MAX), p, day)
+                    (id, i64::try_from(pos).unwrap_or(i64::MAX), p, day, r.organization.as_str())
                 })
             })
             .collect();
@@ -369,7 +429,7 @@ macro_rules! insert_all {
         for chunk in policies.chunks(ROWS_PER_STATEMENT) {
             let mut q = builder($pool, "INSERT INTO tlsrpt_policies (report, position, policy_type, policy_domain, \
                  policy_strings_json, mx_hosts_json, successful, failed, day, extra_json) ");
-            q.push_values(chunk, |mut b, (id, pos, p, day)| {
+            q.push_values(chunk, |mut b, (id, pos, p, day, _)| {
                 b.push_bind(*id)
                     .push_bind(*pos)
                     .push_bind(&p.policy_type)
@@ -389,7 +449,7 @@ macro_rules! insert_all {
         }
         let failures: Vec<(i64, &NewFailure)> = policies
             .iter()
-            .flat_map(|(id, pos, p, _)| {
+            .flat_map(|(id, pos, p, _, _)| {
                 let pid = policy_ids.get(&(*id, *pos)).copied().unwrap_or_default();
                 p.failures.iter().map(move |f| (pid, f))
             })
@@ -412,30 +472,77 @@ macro_rules! insert_all {
             });
             q.build().execute(&mut *tx).await.map_err(e)?;
         }
+        // 5. The roll-ups, summed here first (one statement must not upsert a key twice).
+        let (days, failure_days) = rollup(&policies);
+        for chunk in days.chunks(ROWS_PER_STATEMENT) {
+            let mut q = builder($pool, "INSERT INTO tlsrpt_domain_days (domain, day, successful, failed, reports) ");
+            q.push_values(chunk, |mut b, ((domain, day), (successful, failed, n))| {
+                b.push_bind(*domain).push_bind(*day).push_bind(*successful).push_bind(*failed).push_bind(*n);
+            });
+            q.push(" ON CONFLICT (domain, day) DO UPDATE SET \
+                     successful = tlsrpt_domain_days.successful + excluded.successful, \
+                     failed = tlsrpt_domain_days.failed + excluded.failed, \
+                     reports = tlsrpt_domain_days.reports + excluded.reports");
+            q.build().execute(&mut *tx).await.map_err(e)?;
+        }
+        for chunk in failure_days.chunks(ROWS_PER_STATEMENT) {
+            let mut q = builder($pool, "INSERT INTO tlsrpt_failure_days (domain, dimension, day, item, failed) ");
+            q.push_values(chunk, |mut b, ((domain, dimension, day, item), failed)| {
+                b.push_bind(*domain).push_bind(*dimension).push_bind(*day).push_bind(item.as_str()).push_bind(*failed);
+            });
+            q.push(" ON CONFLICT (domain, dimension, day, item) DO UPDATE SET \
+                     failed = tlsrpt_failure_days.failed + excluded.failed");
+            q.build().execute(&mut *tx).await.map_err(e)?;
+        }
         tx.commit().await.map_err(e)?;
         out
     }};
+}
+
+/// Sessions per (domain, day) with the reports counted, and failed sessions per (domain,
+/// dimension, day, item), of the policies of newly stored reports (report id, position,
+/// policy, day, organisation), sorted by key.
+#[allow(clippy::type_complexity)]
+fn rollup<'a>(
+    policies: &[(i64, i64, &'a NewPolicy, i64, &'a str)],
+) -> (Vec<((&'a str, i64), (i64, i64, i64))>, Vec<((&'a str, &'static str, i64, String), i64)>) {
+    use std::collections::BTreeMap;
+    let mut days: BTreeMap<(&str, i64), (i64, i64, i64)> = BTreeMap::new();
+    let mut counted: HashSet<(i64, &str, i64)> = HashSet::new();
+    let mut failures: BTreeMap<(&str, &'static str, i64, String), i64> = BTreeMap::new();
+    for &(report, _, p, day, organization) in policies {
+        let domain = p.policy_domain.as_deref().unwrap_or("");
+        let row = days.entry((domain, day)).or_default();
+        row.0 += p.successful;
+        row.1 += p.failed;
+        if counted.insert((report, domain, day)) {
+            row.2 += 1;
+        }
+        for f in &p.failures {
+            for key in FailureKey::ALL {
+                *failures
+                    .entry((domain, key.dimension(), day, key.item(organization, f)))
+                    .or_default() += f.failed_sessions;
+            }
+        }
+    }
+    (days.into_iter().collect(), failures.into_iter().collect())
 }
 
 fn builder<DB: sqlx::Database>(_pool: &sqlx::Pool<DB>, init: &str) -> sqlx::QueryBuilder<DB> {
     sqlx::QueryBuilder::new(init)
 }
 
-const LIST: &str = "SELECT r.id, r.organization, r.report_id, r.start_at, r.end_at, \
-     COALESCE((SELECT STRING_AGG(DISTINCT COALESCE(p.policy_domain, ''), ',') FROM tlsrpt_policies p WHERE p.report = r.id), '') AS domains, \
-     r.successful, r.failed, r.channel, r.dkim, \
-     (SELECT COUNT(*) FROM tlsrpt_receipts c WHERE c.report = r.id) AS receipts, r.received_at \
-     FROM tlsrpt_reports r";
+const LIST: &str = "SELECT r.id, r.organization, r.report_id, r.start_at, r.end_at, r.domains, \
+     r.successful, r.failed, r.channel, r.dkim, r.receipts, r.received_at FROM tlsrpt_reports r";
 
-fn list_sql(sqlite: bool) -> String {
-    // SQLite has GROUP_CONCAT where PostgreSQL has STRING_AGG.
-    if sqlite {
-        LIST.replace(
-            "STRING_AGG(DISTINCT COALESCE(p.policy_domain, ''), ',')",
-            "GROUP_CONCAT(DISTINCT COALESCE(p.policy_domain, ''))",
-        )
-    } else {
-        LIST.to_owned()
+/// The roll-ups' domain condition: ` AND domain = $N` for one domain, nothing for all (a
+/// separate statement rather than `$N IS NULL OR ...`, which keeps the planner off the
+/// primary key).
+fn domain_is(domain: Option<&str>, n: u8) -> String {
+    match domain {
+        Some(_) => format!(" AND domain = ${n}"),
+        None => String::new(),
     }
 }
 
@@ -500,11 +607,9 @@ impl ReportStore {
         domain: Option<&str>,
         limit: i64,
     ) -> Result<Vec<ReportRow>, ReportStoreError> {
-        let sqlite = self.db.backend() == crate::Backend::Sqlite;
         let sql = format!(
-            "{} WHERE ($1 IS NULL OR EXISTS (SELECT 1 FROM tlsrpt_policies p WHERE p.report = r.id AND p.policy_domain = $1)) \
-             ORDER BY r.start_at DESC, r.id DESC LIMIT $2",
-            list_sql(sqlite)
+            "{LIST} WHERE ($1 IS NULL OR EXISTS (SELECT 1 FROM tlsrpt_policies p WHERE p.report = r.id AND p.policy_domain = $1)) \
+             ORDER BY r.start_at DESC, r.id DESC LIMIT $2"
         );
         on_pool!(self, |pool| {
             let rows = sqlx::query(sqlx::AssertSqlSafe(sql.as_str()))
@@ -519,11 +624,9 @@ impl ReportStore {
 
     /// One report, whole.
     pub async fn get(&self, id: i64) -> Result<Option<ReportDetail>, ReportStoreError> {
-        let sqlite = self.db.backend() == crate::Backend::Sqlite;
         let sql = format!(
             "SELECT q.*, x.contact_info, x.submitter, x.report_domain, x.warnings_json, x.raw_json \
-             FROM ({} WHERE r.id = $1) q JOIN tlsrpt_reports x ON x.id = q.id",
-            list_sql(sqlite)
+             FROM ({LIST} WHERE r.id = $1) q JOIN tlsrpt_reports x ON x.id = q.id"
         );
         on_pool!(self, |pool| {
             let row = sqlx::query(sqlx::AssertSqlSafe(sql.as_str()))
@@ -548,23 +651,25 @@ impl ReportStore {
         })
     }
 
-    /// Sessions per policy domain and UTC day from `since` (unix seconds), for `domain` or all.
+    /// Sessions per policy domain and UTC day from `since` (unix seconds), for `domain` or all
+    /// (from the roll-up: one row per domain and day).
     pub async fn days(
         &self,
         domain: Option<&str>,
         since: i64,
     ) -> Result<Vec<DayRow>, ReportStoreError> {
-        const Q: &str = "SELECT COALESCE(policy_domain, '') AS domain, day, CAST(SUM(successful) AS BIGINT) AS successful, \
-             CAST(SUM(failed) AS BIGINT) AS failed, COUNT(DISTINCT report) AS reports FROM tlsrpt_policies \
-             WHERE day >= $1 AND ($2 IS NULL OR policy_domain = $2) \
-             GROUP BY COALESCE(policy_domain, ''), day ORDER BY domain, day";
+        let sql = format!(
+            "SELECT domain, day, successful, failed, reports FROM tlsrpt_domain_days \
+             WHERE day >= $1{} ORDER BY domain, day",
+            domain_is(domain, 2)
+        );
         on_pool!(self, |pool| {
-            let rows: Vec<(String, i64, i64, i64, i64)> = sqlx::query_as(Q)
-                .bind(since)
-                .bind(domain)
-                .fetch_all(pool)
-                .await
-                .map_err(|e| self.err(e))?;
+            let mut q = sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str())).bind(since);
+            if let Some(d) = domain {
+                q = q.bind(d);
+            }
+            let rows: Vec<(String, i64, i64, i64, i64)> =
+                q.fetch_all(pool).await.map_err(|e| self.err(e))?;
             Ok(rows
                 .into_iter()
                 .map(|(domain, day, successful, failed, reports)| DayRow {
@@ -578,7 +683,8 @@ impl ReportStore {
         })
     }
 
-    /// Failed sessions from `since` grouped by policy domain and `key`, largest first.
+    /// Failed sessions from `since` grouped by policy domain and `key`, largest first (from
+    /// the roll-up).
     pub async fn failures(
         &self,
         key: FailureKey,
@@ -586,22 +692,19 @@ impl ReportStore {
         since: i64,
     ) -> Result<Vec<FailureGroup>, ReportStoreError> {
         let sql = format!(
-            "SELECT COALESCE(p.policy_domain, '') AS domain, COALESCE({col}, '(none)') AS key, \
-             CAST(SUM(f.failed_sessions) AS BIGINT) AS failed FROM tlsrpt_failures f \
-             JOIN tlsrpt_policies p ON p.id = f.policy JOIN tlsrpt_reports r ON r.id = p.report \
-             WHERE p.day >= $1 AND ($2 IS NULL OR p.policy_domain = $2) \
-             GROUP BY COALESCE(p.policy_domain, ''), COALESCE({col}, '(none)') \
-             ORDER BY domain, failed DESC, key",
-            col = key.column()
+            "SELECT domain, item, CAST(SUM(failed) AS BIGINT) AS failed FROM tlsrpt_failure_days \
+             WHERE dimension = $1 AND day >= $2{} GROUP BY domain, item \
+             ORDER BY domain, failed DESC, item",
+            domain_is(domain, 3)
         );
         on_pool!(self, |pool| {
+            let mut q =
+                sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str())).bind(key.dimension()).bind(since);
+            if let Some(d) = domain {
+                q = q.bind(d);
+            }
             let rows: Vec<(String, String, i64)> =
-                sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str()))
-                    .bind(since)
-                    .bind(domain)
-                    .fetch_all(pool)
-                    .await
-                    .map_err(|e| self.err(e))?;
+                q.fetch_all(pool).await.map_err(|e| self.err(e))?;
             Ok(rows
                 .into_iter()
                 .map(|(domain, key, failed)| FailureGroup { domain, key, failed })
@@ -642,24 +745,25 @@ impl ReportStore {
         })
     }
 
-    /// Failed sessions per policy domain, UTC day and result type from `since`.
+    /// Failed sessions per policy domain, UTC day and result type from `since` (from the
+    /// roll-up).
     pub async fn failure_days(
         &self,
         domain: Option<&str>,
         since: i64,
     ) -> Result<Vec<FailureDay>, ReportStoreError> {
-        const Q: &str = "SELECT COALESCE(p.policy_domain, '') AS domain, p.day, f.result_type, \
-             CAST(SUM(f.failed_sessions) AS BIGINT) AS failed FROM tlsrpt_failures f \
-             JOIN tlsrpt_policies p ON p.id = f.policy \
-             WHERE p.day >= $1 AND ($2 IS NULL OR p.policy_domain = $2) \
-             GROUP BY COALESCE(p.policy_domain, ''), p.day, f.result_type ORDER BY domain, p.day, f.result_type";
+        let sql = format!(
+            "SELECT domain, day, item, failed FROM tlsrpt_failure_days \
+             WHERE dimension = 'result_type' AND day >= $1{} ORDER BY domain, day, item",
+            domain_is(domain, 2)
+        );
         on_pool!(self, |pool| {
-            let rows: Vec<(String, i64, String, i64)> = sqlx::query_as(Q)
-                .bind(since)
-                .bind(domain)
-                .fetch_all(pool)
-                .await
-                .map_err(|e| self.err(e))?;
+            let mut q = sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str())).bind(since);
+            if let Some(d) = domain {
+                q = q.bind(d);
+            }
+            let rows: Vec<(String, i64, String, i64)> =
+                q.fetch_all(pool).await.map_err(|e| self.err(e))?;
             Ok(rows
                 .into_iter()
                 .map(|(domain, day, result_type, failed)| FailureDay {

@@ -9,4 +9,5 @@ mod common;
 mod diff;
 mod open;
 mod queue;
+mod reports;
 mod results;
