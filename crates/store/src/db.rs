@@ -263,7 +263,10 @@ async fn open_sqlite(url: &DatabaseUrl, create: bool) -> Result<SqlitePool, DbEr
         .synchronous(SqliteSynchronous::Normal)
         .busy_timeout(SQLITE_BUSY_TIMEOUT)
         .foreign_keys(true)
-        .pragma("cache_size", SQLITE_CACHE_SIZE);
+        .pragma("cache_size", SQLITE_CACHE_SIZE)
+        // sqlx's own warnings (a statement over 1 s, with its SQL) are not an
+        // administrator's business: a long listing is not a fault.
+        .disable_statement_logging();
     let pool_options = SqlitePoolOptions::new().acquire_timeout(SQLITE_ACQUIRE_TIMEOUT);
     let pool_options = if url.is_memory() {
         // Every connection would otherwise see its own, empty, database; keep exactly one
@@ -280,7 +283,8 @@ async fn open_postgres(url: &DatabaseUrl) -> Result<PgPool, DbError> {
         .expose()
         .parse::<PgConnectOptions>()
         .map_err(|error| DbError::Open { url: url.clone(), error })?
-        .application_name("mtasts");
+        .application_name("mtasts")
+        .disable_statement_logging();
     // The pool retries refused connections until its acquire timeout and then reports only
     // "timed out"; connect once by hand for a fast, specific error.
     let unreachable = |reason: String| DbError::Unreachable { url: url.clone(), reason };
