@@ -3,10 +3,12 @@
 //! [`db`] is the shared database layer: [`DatabaseUrl`] (parsed, shown without its password),
 //! [`Database`] (one pool on SQLite or PostgreSQL) and per-module [`Migrations`]. Each feature
 //! that stores something is a module on top of it with its own tables: [`scan`] (scan
-//! runs, the shared work queue and results) [`policy_cache`] (the resolver's cache) and [`reports`] (TLS-RPT reports received). [`MODULES`] lists them all.
+//! runs, the shared work queue and results) [`policy_cache`] (the resolver's cache), [`reports`] (TLS-RPT reports received) and
+//! [`hosting`] (hosted MTA-STS domains and their policy history). [`MODULES`] lists them all.
 #![warn(missing_docs)]
 
 pub mod db;
+pub mod hosting;
 pub mod policy_cache;
 pub mod reports;
 pub mod scan;
@@ -23,7 +25,7 @@ pub use scan::{
 /// Every feature module's migrations, in the order [`Database::migrate_all`] runs them. A new
 /// module (policy cache, hosted domains, tenants, reports) adds its own line; see [`db`].
 pub static MODULES: &[&Migrations] =
-    &[&scan::MIGRATIONS, &policy_cache::MIGRATIONS, &reports::MIGRATIONS];
+    &[&scan::MIGRATIONS, &policy_cache::MIGRATIONS, &reports::MIGRATIONS, &hosting::MIGRATIONS];
 
 #[cfg(test)]
 mod tests {

@@ -7,6 +7,7 @@
 
 mod common;
 mod diff;
+mod hosting;
 mod open;
 mod queue;
 mod reports;

@@ -1,0 +1,362 @@
+//! Hosted MTA-STS domains, for `mtasts serve` and `mtasts domain`: per domain the tenant that
+//! owns it and the policy served now, and every version ever published (who, when, why).
+//!
+//! A version is published with the version it replaces ([`HostingStore::publish`]'s
+//! `expected`): a change prepared on a stale view (another administrator, another `serve`
+//! instance on the same PostgreSQL) is refused with [`HostingError::Stale`] instead of
+//! silently overwriting, and the row and its history row are written in one transaction.
+//!
+//! This module stores policy text and ids as it is given them; generating and checking them
+//! is `proto::generate`'s and the caller's work (RFC 8461 §3.1: a new `id` for every change).
+
+use sqlx::Row;
+
+use crate::db::{Database, DbError, Migrations, Pool};
+
+/// The hosting module's migrations.
+pub static MIGRATIONS: Migrations = Migrations::new(
+    "hosting",
+    "_mtasts_hosting_migrations",
+    || sqlx::migrate!("./migrations/hosting/sqlite"),
+    || sqlx::migrate!("./migrations/hosting/postgres"),
+);
+
+/// A hosting query failed or was refused.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum HostingError {
+    /// The database could not be opened or migrated.
+    #[error(transparent)]
+    Db(#[from] DbError),
+    /// The domain is hosted already.
+    #[error("{domain} is hosted already (tenant {tenant})")]
+    AlreadyHosted {
+        /// The domain.
+        domain: String,
+        /// Its tenant.
+        tenant: String,
+    },
+    /// The domain is not hosted here.
+    #[error("{domain} is not hosted here")]
+    NotHosted {
+        /// The domain.
+        domain: String,
+    },
+    /// The change was prepared against an older version than the one stored now.
+    #[error(
+        "{domain} changed meanwhile: the change was made against version {expected}, version {current} is current; look at it again and retry"
+    )]
+    Stale {
+        /// The domain.
+        domain: String,
+        /// The version the change was made against.
+        expected: i64,
+        /// The version stored now.
+        current: i64,
+    },
+    /// A query failed.
+    #[error("hosting store {url}: {error}")]
+    Query {
+        /// The database (redacted).
+        url: String,
+        /// What the driver said.
+        error: sqlx::Error,
+    },
+}
+
+/// One policy version to publish.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NewVersion {
+    /// The TXT record's `id` for this version.
+    pub policy_id: String,
+    /// The policy file, exactly as served.
+    pub policy_text: String,
+    /// `mode`: `enforce`, `testing` or `none`.
+    pub mode: String,
+    /// `max_age`, seconds.
+    pub max_age: i64,
+    /// Who made the change (a user, a token's name, `monitor`).
+    pub author: String,
+    /// Why.
+    pub reason: String,
+    /// When, unix seconds.
+    pub at: i64,
+}
+
+/// A hosted domain as stored.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct HostedDomain {
+    /// The domain (lower-case A-labels).
+    pub domain: String,
+    /// Its tenant.
+    pub tenant: String,
+    /// The current version, from 1.
+    pub version: i64,
+    /// The current TXT `id`.
+    pub policy_id: String,
+    /// The policy served now.
+    pub policy_text: String,
+    /// Its mode.
+    pub mode: String,
+    /// Its `max_age`.
+    pub max_age: i64,
+    /// The longest `max_age` ever published for the domain.
+    pub longest_max_age: i64,
+    /// When it was added, unix seconds.
+    pub created_at: i64,
+    /// When the current version was published.
+    pub updated_at: i64,
+    /// When `mode: none` was published, if it is current.
+    pub retired_at: Option<i64>,
+}
+
+/// One version in a domain's history.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct VersionRow {
+    /// The version number.
+    pub version: i64,
+    /// Its TXT `id`.
+    pub policy_id: String,
+    /// Its policy text.
+    pub policy_text: String,
+    /// Its mode.
+    pub mode: String,
+    /// Its `max_age`.
+    pub max_age: i64,
+    /// Who.
+    pub author: String,
+    /// Why.
+    pub reason: String,
+    /// When, unix seconds.
+    pub created_at: i64,
+}
+
+/// A history row as selected: version, id, text, mode, max_age, author, reason, time.
+type VersionTuple = (i64, String, String, String, i64, String, String, i64);
+
+/// The hosting tables. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct HostingStore {
+    db: Database,
+}
+
+macro_rules! on_pool {
+    ($self:expr, |$pool:ident| $body:expr) => {
+        match $self.db.pool() {
+            Pool::Sqlite($pool) => $body,
+            Pool::Postgres($pool) => $body,
+        }
+    };
+}
+
+const DOMAIN_COLUMNS: &str = "domain, tenant, version, policy_id, policy_text, mode, max_age, \
+     longest_max_age, created_at, updated_at, retired_at";
+
+fn domain_row<R: Row>(row: &R) -> Result<HostedDomain, sqlx::Error>
+where
+    for<'r> i64: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    for<'r> String: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    for<'r> Option<i64>: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    for<'r> &'r str: sqlx::ColumnIndex<R>,
+{
+    Ok(HostedDomain {
+        domain: row.try_get("domain")?,
+        tenant: row.try_get("tenant")?,
+        version: row.try_get("version")?,
+        policy_id: row.try_get("policy_id")?,
+        policy_text: row.try_get("policy_text")?,
+        mode: row.try_get("mode")?,
+        max_age: row.try_get("max_age")?,
+        longest_max_age: row.try_get("longest_max_age")?,
+        created_at: row.try_get("created_at")?,
+        updated_at: row.try_get("updated_at")?,
+        retired_at: row.try_get("retired_at")?,
+    })
+}
+
+/// Writes version `version` of `domain` into the history.
+macro_rules! history_row {
+    ($tx:expr, $domain:expr, $version:expr, $v:expr) => {
+        sqlx::query(
+            "INSERT INTO hosted_policy_versions (domain, version, policy_id, policy_text, mode, \
+             max_age, author, reason, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+        )
+        .bind($domain)
+        .bind($version)
+        .bind(&$v.policy_id)
+        .bind(&$v.policy_text)
+        .bind(&$v.mode)
+        .bind($v.max_age)
+        .bind(&$v.author)
+        .bind(&$v.reason)
+        .bind($v.at)
+        .execute(&mut *$tx)
+    };
+}
+
+impl HostingStore {
+    /// The store on an open database, after running this module's [`MIGRATIONS`].
+    pub async fn with_database(db: Database) -> Result<Self, HostingError> {
+        db.migrate(&MIGRATIONS).await?;
+        Ok(Self { db })
+    }
+
+    fn err(&self, error: sqlx::Error) -> HostingError {
+        HostingError::Query { url: self.db.url().to_string(), error }
+    }
+
+    /// Adds `domain` for `tenant` with its first version (version 1).
+    pub async fn add(
+        &self,
+        domain: &str,
+        tenant: &str,
+        first: &NewVersion,
+    ) -> Result<HostedDomain, HostingError> {
+        on_pool!(self, |pool| {
+            let e = |error| self.err(error);
+            let mut tx = pool.begin().await.map_err(e)?;
+            let inserted = sqlx::query(
+                "INSERT INTO hosted_domains (domain, tenant, version, policy_id, policy_text, mode, \
+                 max_age, longest_max_age, created_at, updated_at, retired_at) \
+                 VALUES ($1, $2, 1, $3, $4, $5, $6, $6, $7, $7, NULL) ON CONFLICT (domain) DO NOTHING",
+            )
+            .bind(domain)
+            .bind(tenant)
+            .bind(&first.policy_id)
+            .bind(&first.policy_text)
+            .bind(&first.mode)
+            .bind(first.max_age)
+            .bind(first.at)
+            .execute(&mut *tx)
+            .await
+            .map_err(e)?
+            .rows_affected();
+            if inserted == 0 {
+                drop(tx);
+                let tenant = self.get(domain).await?.map(|d| d.tenant).unwrap_or_default();
+                return Err(HostingError::AlreadyHosted { domain: domain.to_owned(), tenant });
+            }
+            history_row!(tx, domain, 1_i64, first).await.map_err(e)?;
+            tx.commit().await.map_err(e)?;
+            Ok::<(), HostingError>(())
+        })?;
+        self.get(domain).await?.ok_or_else(|| HostingError::NotHosted { domain: domain.to_owned() })
+    }
+
+    /// Publishes `next` as the version after `expected` (the version the change was made
+    /// against): refused with [`HostingError::Stale`] when another change came first.
+    /// `mode: none` marks the domain retired from then (RFC 8461 §8.3); another mode clears it.
+    pub async fn publish(
+        &self,
+        domain: &str,
+        expected: i64,
+        next: &NewVersion,
+    ) -> Result<HostedDomain, HostingError> {
+        on_pool!(self, |pool| {
+            let e = |error| self.err(error);
+            let mut tx = pool.begin().await.map_err(e)?;
+            let version = expected.saturating_add(1);
+            let updated = sqlx::query(
+                "UPDATE hosted_domains SET version = $1, policy_id = $2, policy_text = $3, mode = $4, \
+                 max_age = $5, longest_max_age = CASE WHEN longest_max_age > $5 THEN longest_max_age ELSE $5 END, \
+                 updated_at = $6, retired_at = CASE WHEN $4 <> 'none' THEN NULL \
+                 WHEN retired_at IS NULL THEN $6 ELSE retired_at END \
+                 WHERE domain = $7 AND version = $8",
+            )
+            .bind(version)
+            .bind(&next.policy_id)
+            .bind(&next.policy_text)
+            .bind(&next.mode)
+            .bind(next.max_age)
+            .bind(next.at)
+            .bind(domain)
+            .bind(expected)
+            .execute(&mut *tx)
+            .await
+            .map_err(e)?
+            .rows_affected();
+            if updated == 0 {
+                drop(tx);
+                return Err(match self.get(domain).await? {
+                    None => HostingError::NotHosted { domain: domain.to_owned() },
+                    Some(d) => HostingError::Stale {
+                        domain: domain.to_owned(),
+                        expected,
+                        current: d.version,
+                    },
+                });
+            }
+            history_row!(tx, domain, version, next).await.map_err(e)?;
+            tx.commit().await.map_err(e)?;
+            Ok::<(), HostingError>(())
+        })?;
+        self.get(domain).await?.ok_or_else(|| HostingError::NotHosted { domain: domain.to_owned() })
+    }
+
+    /// One hosted domain.
+    pub async fn get(&self, domain: &str) -> Result<Option<HostedDomain>, HostingError> {
+        let sql = format!("SELECT {DOMAIN_COLUMNS} FROM hosted_domains WHERE domain = $1");
+        on_pool!(self, |pool| {
+            let row = sqlx::query(sqlx::AssertSqlSafe(sql.as_str()))
+                .bind(domain)
+                .fetch_optional(pool)
+                .await
+                .map_err(|e| self.err(e))?;
+            row.map(|r| domain_row(&r).map_err(|e| self.err(e))).transpose()
+        })
+    }
+
+    /// The hosted domains of `tenant`, or of every tenant, by name.
+    pub async fn list(&self, tenant: Option<&str>) -> Result<Vec<HostedDomain>, HostingError> {
+        let sql = match tenant {
+            Some(_) => format!(
+                "SELECT {DOMAIN_COLUMNS} FROM hosted_domains WHERE tenant = $1 ORDER BY domain"
+            ),
+            None => format!("SELECT {DOMAIN_COLUMNS} FROM hosted_domains ORDER BY domain"),
+        };
+        on_pool!(self, |pool| {
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql.as_str()));
+            if let Some(t) = tenant {
+                q = q.bind(t);
+            }
+            let rows = q.fetch_all(pool).await.map_err(|e| self.err(e))?;
+            rows.iter().map(|r| domain_row(r).map_err(|e| self.err(e))).collect()
+        })
+    }
+
+    /// Every version of `domain`, oldest first.
+    pub async fn history(&self, domain: &str) -> Result<Vec<VersionRow>, HostingError> {
+        const Q: &str = "SELECT version, policy_id, policy_text, mode, max_age, author, reason, created_at \
+             FROM hosted_policy_versions WHERE domain = $1 ORDER BY version";
+        on_pool!(self, |pool| {
+            let rows: Vec<VersionTuple> =
+                sqlx::query_as(Q).bind(domain).fetch_all(pool).await.map_err(|e| self.err(e))?;
+            Ok(rows
+                .into_iter()
+                .map(
+                    |(
+                        version,
+                        policy_id,
+                        policy_text,
+                        mode,
+                        max_age,
+                        author,
+                        reason,
+                        created_at,
+                    )| {
+                        VersionRow {
+                            version,
+                            policy_id,
+                            policy_text,
+                            mode,
+                            max_age,
+                            author,
+                            reason,
+                            created_at,
+                        }
+                    },
+                )
+                .collect())
+        })
+    }
+}
