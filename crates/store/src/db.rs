@@ -49,6 +49,18 @@ use sqlx::sqlite::{
 use sqlx::{ConnectOptions, Connection};
 
 mod migrations;
+
+/// Runs `$body` with `$pool` bound to the store's SQLite or PostgreSQL pool (the same code,
+/// compiled for each driver): the one way a feature module reaches its database.
+macro_rules! on_pool {
+    ($self:expr, |$pool:ident| $body:expr) => {
+        match $self.db.pool() {
+            $crate::db::Pool::Sqlite($pool) => $body,
+            $crate::db::Pool::Postgres($pool) => $body,
+        }
+    };
+}
+pub(crate) use on_pool;
 mod url;
 
 pub use migrations::Migrations;

@@ -11,7 +11,7 @@
 
 use sqlx::Row;
 
-use crate::db::{Database, DbError, Migrations, Pool};
+use crate::db::{Database, DbError, Migrations, on_pool};
 
 /// The hosting module's migrations.
 pub static MIGRATIONS: Migrations = Migrations::new(
@@ -138,15 +138,6 @@ type VersionTuple = (i64, String, String, String, i64, String, String, i64);
 #[derive(Debug, Clone)]
 pub struct HostingStore {
     db: Database,
-}
-
-macro_rules! on_pool {
-    ($self:expr, |$pool:ident| $body:expr) => {
-        match $self.db.pool() {
-            Pool::Sqlite($pool) => $body,
-            Pool::Postgres($pool) => $body,
-        }
-    };
 }
 
 const DOMAIN_COLUMNS: &str = "domain, tenant, version, policy_id, policy_text, mode, max_age, \

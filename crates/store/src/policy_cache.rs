@@ -5,7 +5,7 @@
 //! SQLite (the default, embedded: survives restarts and `kill -9`) or PostgreSQL (shared by a
 //! fleet of resolvers), through [`crate::db`].
 
-use crate::db::{Database, DbError, Migrations, Pool};
+use crate::db::{Database, DbError, Migrations, on_pool};
 
 /// The policy cache module's migrations.
 pub static MIGRATIONS: Migrations = Migrations::new(
@@ -47,15 +47,6 @@ pub struct CacheRow {
 #[derive(Debug, Clone)]
 pub struct PolicyCacheStore {
     db: Database,
-}
-
-macro_rules! on_pool {
-    ($self:expr, |$pool:ident| $body:expr) => {
-        match $self.db.pool() {
-            Pool::Sqlite($pool) => $body,
-            Pool::Postgres($pool) => $body,
-        }
-    };
 }
 
 impl PolicyCacheStore {

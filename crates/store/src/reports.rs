@@ -14,7 +14,7 @@ use std::collections::{HashMap, HashSet};
 
 use sqlx::Row;
 
-use crate::db::{Database, DbError, Migrations, Pool};
+use crate::db::{Database, DbError, Migrations, Pool, on_pool};
 
 /// The reports module's migrations.
 pub static MIGRATIONS: Migrations = Migrations::new(
@@ -303,15 +303,6 @@ fn domains_of(r: &NewReport) -> String {
 #[derive(Debug, Clone)]
 pub struct ReportStore {
     db: Database,
-}
-
-macro_rules! on_pool {
-    ($self:expr, |$pool:ident| $body:expr) => {
-        match $self.db.pool() {
-            Pool::Sqlite($pool) => $body,
-            Pool::Postgres($pool) => $body,
-        }
-    };
 }
 
 /// Rows per multi-row statement (SQLite allows 32 766 bound values per statement; the widest
