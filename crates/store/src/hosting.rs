@@ -131,6 +131,36 @@ pub struct VersionRow {
     pub created_at: i64,
 }
 
+/// A policy host's certificate as stored (migration `hosting/0002`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoredCertificate {
+    /// The hosted domain; the certificate is for `mta-sts.<domain>`.
+    pub domain: String,
+    /// The chain, leaf first, PEM.
+    pub chain_pem: String,
+    /// The private key, PEM.
+    pub key_pem: String,
+    /// Valid from, unix seconds.
+    pub not_before: i64,
+    /// Valid until, unix seconds.
+    pub not_after: i64,
+    /// `acme` or `manual`.
+    pub source: String,
+    /// When stored, unix seconds.
+    pub updated_at: i64,
+}
+
+/// A value that changes whenever a hosted domain or certificate is added, changed or removed:
+/// `serve` polls it and reloads only then (cheap on thousands of domains).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Generation {
+    domains: i64,
+    versions: i64,
+    certificates: i64,
+    not_after: i64,
+    updated: i64,
+}
+
 /// A history row as selected: version, id, text, mode, max_age, author, reason, time.
 type VersionTuple = (i64, String, String, String, i64, String, String, i64);
 
@@ -347,6 +377,72 @@ impl HostingStore {
                         }
                     },
                 )
+                .collect())
+        })
+    }
+
+    /// The current [`Generation`] of the hosted domains and certificates.
+    pub async fn generation(&self) -> Result<Generation, HostingError> {
+        const DOMAINS: &str = "SELECT COUNT(*), CAST(COALESCE(SUM(version), 0) AS BIGINT) FROM hosted_domains";
+        const CERTS: &str = "SELECT COUNT(*), CAST(COALESCE(SUM(not_after), 0) AS BIGINT), \
+             CAST(COALESCE(MAX(updated_at), 0) AS BIGINT) FROM hosted_certificates";
+        on_pool!(self, |pool| {
+            let e = |error| self.err(error);
+            let (domains, versions): (i64, i64) =
+                sqlx::query_as(DOMAINS).fetch_one(pool).await.map_err(e)?;
+            let (certificates, not_after, updated): (i64, i64, i64) =
+                sqlx::query_as(CERTS).fetch_one(pool).await.map_err(e)?;
+            Ok(Generation { domains, versions, certificates, not_after, updated })
+        })
+    }
+
+    /// Stores (or replaces) the certificate of `mta-sts.<cert.domain>`; the domain must be
+    /// hosted.
+    pub async fn put_certificate(&self, cert: &StoredCertificate) -> Result<(), HostingError> {
+        const Q: &str = "INSERT INTO hosted_certificates (domain, chain_pem, key_pem, not_before, \
+             not_after, source, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7) \
+             ON CONFLICT (domain) DO UPDATE SET chain_pem = excluded.chain_pem, \
+             key_pem = excluded.key_pem, not_before = excluded.not_before, \
+             not_after = excluded.not_after, source = excluded.source, updated_at = excluded.updated_at";
+        if self.get(&cert.domain).await?.is_none() {
+            return Err(HostingError::NotHosted { domain: cert.domain.clone() });
+        }
+        on_pool!(self, |pool| {
+            sqlx::query(Q)
+                .bind(&cert.domain)
+                .bind(&cert.chain_pem)
+                .bind(&cert.key_pem)
+                .bind(cert.not_before)
+                .bind(cert.not_after)
+                .bind(&cert.source)
+                .bind(cert.updated_at)
+                .execute(pool)
+                .await
+                .map_err(|e| self.err(e))?;
+            Ok(())
+        })
+    }
+
+    /// Every stored certificate, by domain.
+    pub async fn certificates(&self) -> Result<Vec<StoredCertificate>, HostingError> {
+        const Q: &str = "SELECT domain, chain_pem, key_pem, not_before, not_after, source, updated_at \
+             FROM hosted_certificates ORDER BY domain";
+        type Tuple = (String, String, String, i64, i64, String, i64);
+        on_pool!(self, |pool| {
+            let rows: Vec<Tuple> = sqlx::query_as(Q).fetch_all(pool).await.map_err(|e| self.err(e))?;
+            Ok(rows
+                .into_iter()
+                .map(|(domain, chain_pem, key_pem, not_before, not_after, source, updated_at)| {
+                    StoredCertificate {
+                        domain,
+                        chain_pem,
+                        key_pem,
+                        not_before,
+                        not_after,
+                        source,
+                        updated_at,
+                    }
+                })
                 .collect())
         })
     }

@@ -1,10 +1,10 @@
 //! Hosted domains: versions, history, tenants, and a change made on a stale view.
 
-use mtasts_store::hosting::{HostingError, HostingStore, NewVersion};
+use mtasts_store::hosting::{HostingError, HostingStore, NewVersion, StoredCertificate};
 
 use crate::common::{TestDb, both_backends};
 
-both_backends!(versions_history_and_tenants, racing_changes_one_wins);
+both_backends!(versions_history_and_tenants, racing_changes_one_wins, certificates_and_generation);
 
 fn version(id: &str, mode: &str, max_age: i64, at: i64, why: &str) -> NewVersion {
     NewVersion {
@@ -109,4 +109,43 @@ async fn racing_changes_one_wins(db: &TestDb) {
     let history = one.history("a.example").await.unwrap();
     assert_eq!(history.iter().map(|v| v.version).collect::<Vec<_>>(), (1..=11).collect::<Vec<_>>());
     assert_eq!(one.get("a.example").await.unwrap().unwrap().version, 11);
+}
+
+fn cert(domain: &str, not_after: i64, at: i64) -> StoredCertificate {
+    StoredCertificate {
+        domain: domain.to_owned(),
+        chain_pem: format!("chain of {domain} {not_after}"),
+        key_pem: "key".to_owned(),
+        not_before: 0,
+        not_after,
+        source: "manual".to_owned(),
+        updated_at: at,
+    }
+}
+
+/// Certificates are kept per hosted domain and replaced on renewal; the generation changes
+/// with every write `serve` must reload for, and only then.
+async fn certificates_and_generation(db: &TestDb) {
+    let store = HostingStore::with_database(db.database().await).await.unwrap();
+    let g0 = store.generation().await.unwrap();
+    assert_eq!(store.generation().await.unwrap(), g0, "no change, same generation");
+    store.add("a.example", "t", &version("1", "testing", 86_400, 100, "added")).await.unwrap();
+    let g1 = store.generation().await.unwrap();
+    assert_ne!(g1, g0);
+    store.publish("a.example", 1, &version("2", "enforce", 604_800, 200, "p")).await.unwrap();
+    let g2 = store.generation().await.unwrap();
+    assert_ne!(g2, g1);
+
+    // Not hosted: refused.
+    let err = store.put_certificate(&cert("b.example", 1000, 1)).await;
+    assert!(matches!(err, Err(HostingError::NotHosted { .. })), "{err:?}");
+    store.put_certificate(&cert("a.example", 1000, 300)).await.unwrap();
+    let g3 = store.generation().await.unwrap();
+    assert_ne!(g3, g2);
+    // Renewed: replaced, one row.
+    store.put_certificate(&cert("a.example", 2000, 300)).await.unwrap();
+    assert_ne!(store.generation().await.unwrap(), g3);
+    let all = store.certificates().await.unwrap();
+    assert_eq!(all.len(), 1);
+    assert_eq!((all[0].not_after, all[0].chain_pem.as_str()), (2000, "chain of a.example 2000"));
 }
