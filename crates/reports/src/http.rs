@@ -63,6 +63,11 @@ impl Default for ServeOptions {
 #[derive(Clone, Copy, Debug)]
 pub struct ClientAddr(pub SocketAddr);
 
+/// The name the client asked for in TLS SNI (lower case), set per connection by [`serve`] on
+/// TLS connections; `None` without SNI or without TLS.
+#[derive(Clone, Debug, Default)]
+pub struct TlsServerName(pub Option<Arc<str>>);
+
 #[derive(Clone)]
 struct AppState {
     ingestor: Ingestor,
@@ -243,11 +248,11 @@ pub async fn serve(
             drop(tcp);
             continue;
         };
-        let app = router.clone().layer(Extension(ClientAddr(peer)));
+        let router = router.clone();
         let tls = tls.clone();
         tokio::spawn(async move {
             let _permit = permit;
-            let service = hyper_util::service::TowerToHyperService::new(app);
+            let app = router.layer(Extension(ClientAddr(peer)));
             let mut conn = hyper::server::conn::http1::Builder::new();
             // A client that trickles its headers is cut off (slowloris); the body has its own
             // limit (`HttpLimits::body_timeout`).
@@ -258,6 +263,11 @@ pub async fn serve(
                     match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(tcp)).await
                     {
                         Ok(Ok(stream)) => {
+                            let sni = stream.get_ref().1.server_name().map(|n| {
+                                Arc::<str>::from(n.trim_end_matches('.').to_ascii_lowercase())
+                            });
+                            let app = app.layer(Extension(TlsServerName(sni)));
+                            let service = hyper_util::service::TowerToHyperService::new(app);
                             conn.serve_connection(hyper_util::rt::TokioIo::new(stream), service)
                                 .await
                         }
@@ -268,7 +278,11 @@ pub async fn serve(
                         Err(_) => return,
                     }
                 }
-                None => conn.serve_connection(hyper_util::rt::TokioIo::new(tcp), service).await,
+                None => {
+                    let app = app.layer(Extension(TlsServerName(None)));
+                    let service = hyper_util::service::TowerToHyperService::new(app);
+                    conn.serve_connection(hyper_util::rt::TokioIo::new(tcp), service).await
+                }
             };
             if let Err(e) = result {
                 tracing::debug!(%peer, error = %e, "connection ended with an error");

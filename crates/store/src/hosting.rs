@@ -383,7 +383,8 @@ impl HostingStore {
 
     /// The current [`Generation`] of the hosted domains and certificates.
     pub async fn generation(&self) -> Result<Generation, HostingError> {
-        const DOMAINS: &str = "SELECT COUNT(*), CAST(COALESCE(SUM(version), 0) AS BIGINT) FROM hosted_domains";
+        const DOMAINS: &str =
+            "SELECT COUNT(*), CAST(COALESCE(SUM(version), 0) AS BIGINT) FROM hosted_domains";
         const CERTS: &str = "SELECT COUNT(*), CAST(COALESCE(SUM(not_after), 0) AS BIGINT), \
              CAST(COALESCE(MAX(updated_at), 0) AS BIGINT) FROM hosted_certificates";
         on_pool!(self, |pool| {
@@ -429,7 +430,8 @@ impl HostingStore {
              FROM hosted_certificates ORDER BY domain";
         type Tuple = (String, String, String, i64, i64, String, i64);
         on_pool!(self, |pool| {
-            let rows: Vec<Tuple> = sqlx::query_as(Q).fetch_all(pool).await.map_err(|e| self.err(e))?;
+            let rows: Vec<Tuple> =
+                sqlx::query_as(Q).fetch_all(pool).await.map_err(|e| self.err(e))?;
             Ok(rows
                 .into_iter()
                 .map(|(domain, chain_pem, key_pem, not_before, not_after, source, updated_at)| {

@@ -1,0 +1,17 @@
+//! `mtasts serve` and `mtasts domain`: MTA-STS policy hosting (RFC 8461) for one domain or
+//! thousands.
+//!
+//! - [`lifecycle`]: the pure rules (hostable names, ids, `max_age` steps, records,
+//!   retirement);
+//! - [`domains`]: the operations on hosted domains (`add`, `set`, `promote`, `retire`,
+//!   `status`), shared by the CLI and the API;
+//! - [`catalog`]: what an instance serves, reloaded from the database, certificates by SNI;
+//! - [`http`]: the routes (the policy over HTTPS, ACME challenges and a page on port 80);
+//! - [`server`]: one `serve` instance: listeners, reloads, shutdown.
+#![warn(missing_docs)]
+
+pub mod catalog;
+pub mod domains;
+pub mod http;
+pub mod lifecycle;
+pub mod server;
