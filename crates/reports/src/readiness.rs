@@ -9,7 +9,8 @@
 //!   most [`Criteria::max_failure_rate`]);
 //! - at least [`Criteria::min_reporters`] organisations reported (one big sender alone may not
 //!   reach every MX);
-//! - no sender reported, in the clean period, a policy other than the one published now (a
+//! - no sender reported, in the clean period demanded (the last [`Criteria::clean_days`] days
+//!   reported), a policy other than the one published now (a
 //!   sender on a stale policy would enforce the old `mx:` list), when the current policy is
 //!   known.
 
@@ -189,13 +190,20 @@ pub fn judge(evidence: &Evidence, criteria: &Criteria, today: i64) -> Readiness 
             blocking: true,
         });
     }
+    // A sender on another policy counts when it reported it within the clean period demanded
+    // (the last `clean_days` days reported): one that moved to the current policy since is
+    // not stale.
+    let stale_since = per_day.last().map(|d| {
+        let period = d.0 - i64::from(criteria.clean_days.saturating_sub(1)) * DAY;
+        clean_since.map_or(period, |since| since.max(period))
+    });
     if let Some(current) = &evidence.current_policy {
         let want = normalise(current);
         let stale: Vec<String> = evidence
             .policies_seen
             .iter()
             .filter(|p| p.policy_type == "sts")
-            .filter(|p| clean_since.is_none_or(|since| p.last_day >= since))
+            .filter(|p| stale_since.is_none_or(|since| p.last_day >= since))
             .filter(|p| {
                 let lines: Vec<String> =
                     serde_json::from_str(&p.policy_strings_json).unwrap_or_default();
