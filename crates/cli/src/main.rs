@@ -6,6 +6,7 @@
 
 mod check;
 mod demo;
+mod domain;
 mod generate;
 mod lint;
 mod man;
@@ -13,6 +14,7 @@ mod net_args;
 mod report;
 mod resolver;
 mod scan;
+mod serve;
 
 use std::process::ExitCode;
 
@@ -77,6 +79,17 @@ enum Command {
     /// main.cf: `smtp_tls_policy_maps = socketmap:inet:127.0.0.1:8461:postfix`.
     /// `mtasts resolver query DOMAIN` prints what it would answer.
     Resolver(Box<resolver::ResolverArgs>),
+    /// Host MTA-STS policies: the HTTPS server for `https://mta-sts.<domain>/` of every
+    /// domain managed with `mtasts domain`, certificates chosen by SNI from the database.
+    ///
+    /// Several instances on one PostgreSQL serve the same domains and certificates.
+    Serve(Box<serve::ServeArgs>),
+    /// Manage hosted domains: add (records to publish), list, show, set (every change a new
+    /// policy id), promote to enforce (guarded by the MX checks and the TLS-RPT reports),
+    /// retire, and store certificates.
+    ///
+    /// Exit status: 0 done, 1 refused (the reasons on stderr), 2 could not run.
+    Domain(Box<domain::DomainArgs>),
     /// Print the manual page (or write one page per command into a directory).
     Man(man::ManArgs),
     /// Print shell completions (bash, zsh, fish, elvish, powershell).
@@ -89,7 +102,8 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     // A daemon says what it does (refreshes, failed fetches); one-shot commands only warn.
-    let daemon = matches!(&cli.command, Command::Resolver(r) if r.command.is_none());
+    let daemon = matches!(&cli.command, Command::Resolver(r) if r.command.is_none())
+        || matches!(&cli.command, Command::Serve(_));
     let filter = tracing_subscriber::EnvFilter::try_from_env("MTASTS_LOG").unwrap_or_else(|_| {
         tracing_subscriber::EnvFilter::new(if daemon { "info" } else { "warn" })
     });
@@ -123,6 +137,8 @@ fn main() -> ExitCode {
             Command::Scan(args) => scan::run(*args).await,
             Command::Resolver(args) => resolver::run(*args).await,
             Command::Report(args) => report::run(args).await,
+            Command::Serve(args) => serve::run(*args).await,
+            Command::Domain(args) => domain::run(*args).await,
         }
     });
     match result {

@@ -13,31 +13,31 @@ use mtasts_net::{NetConfig, Timeouts, TrustRoots};
 #[derive(Debug, Clone, Args)]
 pub(crate) struct NetArgs {
     /// DNS server to ask (IP or IP:PORT; repeatable). Default: the system's resolvers.
-    #[arg(long = "dns-server", env = "MTASTS_DNS_SERVER", value_delimiter = ',')]
+    #[arg(global = true, long = "dns-server", env = "MTASTS_DNS_SERVER", value_delimiter = ',')]
     pub(crate) dns_servers: Vec<String>,
     /// Trust roots: `webpki` (Mozilla's, built in), `system`, or a PEM file.
-    #[arg(long, env = "MTASTS_TRUST_ROOTS", default_value = "webpki")]
+    #[arg(global = true, long, env = "MTASTS_TRUST_ROOTS", default_value = "webpki")]
     pub(crate) trust_roots: String,
     /// Port of the policy hosts' HTTPS.
-    #[arg(long, env = "MTASTS_HTTPS_PORT", default_value_t = mtasts_net::config::DEFAULT_HTTPS_PORT)]
+    #[arg(global = true, long, env = "MTASTS_HTTPS_PORT", default_value_t = mtasts_net::config::DEFAULT_HTTPS_PORT)]
     pub(crate) https_port: u16,
     /// Port of the MX hosts' SMTP.
-    #[arg(long, env = "MTASTS_SMTP_PORT", default_value_t = mtasts_net::config::DEFAULT_SMTP_PORT)]
+    #[arg(global = true, long, env = "MTASTS_SMTP_PORT", default_value_t = mtasts_net::config::DEFAULT_SMTP_PORT)]
     pub(crate) smtp_port: u16,
     /// Seconds per DNS query.
-    #[arg(long, env = "MTASTS_DNS_TIMEOUT", default_value_t = 5.0)]
+    #[arg(global = true, long, env = "MTASTS_DNS_TIMEOUT", default_value_t = 5.0)]
     pub(crate) dns_timeout: f64,
     /// Seconds for a TCP connect.
-    #[arg(long, env = "MTASTS_CONNECT_TIMEOUT", default_value_t = 10.0)]
+    #[arg(global = true, long, env = "MTASTS_CONNECT_TIMEOUT", default_value_t = 10.0)]
     pub(crate) connect_timeout: f64,
     /// Seconds for the whole policy fetch.
-    #[arg(long, env = "MTASTS_FETCH_TIMEOUT", default_value_t = 20.0)]
+    #[arg(global = true, long, env = "MTASTS_FETCH_TIMEOUT", default_value_t = 20.0)]
     pub(crate) fetch_timeout: f64,
     /// Seconds to wait for each SMTP reply and for the TLS handshake.
-    #[arg(long, env = "MTASTS_SMTP_TIMEOUT", default_value_t = 30.0)]
+    #[arg(global = true, long, env = "MTASTS_SMTP_TIMEOUT", default_value_t = 30.0)]
     pub(crate) smtp_timeout: f64,
     /// Name to send in EHLO.
-    #[arg(long, env = "MTASTS_EHLO_NAME", default_value = "mtasts-check.invalid")]
+    #[arg(global = true, long, env = "MTASTS_EHLO_NAME", default_value = "mtasts-check.invalid")]
     pub(crate) ehlo_name: String,
 }
 

@@ -43,6 +43,9 @@ pub enum DomainError {
         /// The DNS error.
         reason: String,
     },
+    /// The DNS servers do not answer at all (said once, not for every lookup).
+    #[error("{0}")]
+    DnsDown(String),
     /// The domain publishes the null MX (RFC 7505): it receives no mail, MTA-STS protects
     /// nothing there.
     #[error(
@@ -58,7 +61,7 @@ pub enum DomainError {
         /// The domain.
         domain: String,
         /// Which rule broke.
-        error: GenerateError,
+        error: Box<GenerateError>,
     },
     /// A policy file given by the administrator does not parse (the parser names the line and
     /// rule).
@@ -176,6 +179,10 @@ pub struct Manager {
     guard: Guard,
 }
 
+fn policy_error(domain: &DomainName, error: impl Into<GenerateError>) -> DomainError {
+    DomainError::Policy { domain: domain.to_string(), error: Box::new(error.into()) }
+}
+
 fn now_unix(now: OffsetDateTime) -> i64 {
     now.unix_timestamp()
 }
@@ -207,6 +214,13 @@ impl Manager {
     /// The service's own records.
     pub fn service(&self) -> &Service {
         &self.service
+    }
+
+    /// The checker, once its DNS servers answer at all.
+    async fn network(&self) -> Result<Option<&Checker>, DomainError> {
+        let Some(checker) = &self.checker else { return Ok(None) };
+        checker.dns_reachable().await.map_err(|e| DomainError::DnsDown(e.to_string()))?;
+        Ok(Some(checker))
     }
 
     async fn live_mx(&self, domain: &DomainName) -> Result<MxSet, DomainError> {
@@ -272,13 +286,14 @@ impl Manager {
     ) -> Result<Published, DomainError> {
         let domain = hosted_name(input)?;
         let mut warnings = Vec::new();
+        if mx.is_none() {
+            self.network().await?;
+        }
         let hosts = match mx {
             Some(hosts) => {
                 if let Ok(live) = self.live_mx(&domain).await {
-                    let given =
-                        policy_for(Mode::Testing, STARTER_MAX_AGE, &hosts).map_err(|e| {
-                            DomainError::Policy { domain: domain.to_string(), error: e }
-                        })?;
+                    let given = policy_for(Mode::Testing, STARTER_MAX_AGE, &hosts)
+                        .map_err(|e| policy_error(&domain, e))?;
                     for host in uncovered(&given, &live) {
                         warnings.push(format!("the live MX host {host} is not in the policy"));
                     }
@@ -288,7 +303,7 @@ impl Manager {
             None => self.live_mx(&domain).await?.names(),
         };
         let policy = policy_for(Mode::Testing, STARTER_MAX_AGE, &hosts)
-            .map_err(|e| DomainError::Policy { domain: domain.to_string(), error: e })?;
+            .map_err(|e| policy_error(&domain, e))?;
         let id = next_id(now, None);
         let first = Self::version(&policy, id.as_str(), author, "added", now_unix(now));
         let stored = self.hosting.add(domain.as_str(), tenant, &first).await?;
@@ -309,7 +324,7 @@ impl Manager {
         let domain = hosted_name(input)?;
         let current = self.hosted(&domain).await?;
         let old = self.parse_current(&current)?;
-        let policy_err = |error| DomainError::Policy { domain: domain.to_string(), error };
+        let policy_err = |error| policy_error(&domain, error);
         let next = match &change.policy_text {
             Some(text) => Policy::parse(text).map(|p| p.value).map_err(|e| {
                 DomainError::PolicyText { domain: domain.to_string(), reason: e.to_string() }
@@ -408,7 +423,7 @@ impl Manager {
             }
         };
         let next = amended_policy(&old, Mode::Enforce, &[], Some(max_age))
-            .map_err(|error| DomainError::Policy { domain: domain.to_string(), error })?;
+            .map_err(|error| policy_error(&domain, error))?;
         let reasons = self.promotion_reasons(&domain, &old, &next, now).await?;
         let mut warnings = Vec::new();
         self.overridable(&domain, reasons, force, &mut warnings)?;
@@ -440,7 +455,7 @@ impl Manager {
         now: OffsetDateTime,
     ) -> Result<Vec<String>, DomainError> {
         let mut reasons = Vec::new();
-        match &self.checker {
+        match self.network().await? {
             None => reasons.push("the MX hosts could not be checked (offline)".to_owned()),
             Some(checker) => {
                 let mut obs = checker.gatherer().gather(domain).await;
@@ -454,6 +469,10 @@ impl Manager {
                             .map(|h| format!("the live MX host {h} is not covered by the policy")),
                     ),
                     Err(e) => reasons.push(format!("the MX records cannot be looked up: {e}")),
+                }
+                if obs.mx.is_err() {
+                    // Said once above; the judges would repeat it.
+                    return Ok(reasons);
                 }
                 // Judge the MX hosts against the policy to be published, with the check's own
                 // judges (RFC 8461 §4, §5: under enforce, a TLS failure is undelivered mail).
@@ -523,12 +542,37 @@ impl Manager {
                 reason: "is retired already".into(),
             });
         }
-        let age = MaxAge::new(RETIRE_MAX_AGE)
-            .map_err(|e| DomainError::Policy { domain: domain.to_string(), error: e.into() })?;
+        let age = MaxAge::new(RETIRE_MAX_AGE).map_err(|e| policy_error(&domain, e))?;
         let next = Policy::new(Mode::None, age, old.mx().to_vec())
             .and_then(|p| p.with_extensions(old.extensions().to_vec()))
-            .map_err(|e| DomainError::Policy { domain: domain.to_string(), error: e.into() })?;
+            .map_err(|e| policy_error(&domain, e))?;
         self.publish(&current, &next, author, reason.unwrap_or("retired"), now, Vec::new()).await
+    }
+
+    /// Waits until `https://mta-sts.<domain>/.well-known/mta-sts.txt`, fetched as a sender
+    /// fetches it (DNS, TLS, RFC 8461 §3.3 rules), serves exactly `text`: the new policy is
+    /// live before the TXT record announces its id (§8.1). The last fetch's problem on
+    /// timeout.
+    pub async fn wait_served(
+        &self,
+        domain: &str,
+        text: &str,
+        timeout: std::time::Duration,
+    ) -> Result<(), String> {
+        let Some(checker) = &self.checker else { return Err("no network (offline)".into()) };
+        let name = DomainName::parse_ascii(domain).map_err(|e| e.to_string())?;
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let last = match checker.gatherer().fetcher().fetch(&name).await {
+                Ok(f) if f.body == text.as_bytes() => return Ok(()),
+                Ok(_) => "an older policy is still served".to_owned(),
+                Err(e) => e.to_string(),
+            };
+            if tokio::time::Instant::now() >= deadline {
+                return Err(last);
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+        }
     }
 
     /// A domain's state, with what DNS publishes now when `live` (and a checker) is given.
@@ -541,9 +585,12 @@ impl Manager {
         let domain = hosted_name(input)?;
         let d = self.hosted(&domain).await?;
         let history = self.hosting.history(&d.domain).await?;
-        let dns = match (&self.checker, live) {
-            (Some(checker), true) => Some(self.live_dns(checker, &domain, &d).await),
-            _ => None,
+        let dns = match live {
+            true => match self.network().await? {
+                Some(checker) => Some(self.live_dns(checker, &domain, &d).await),
+                None => None,
+            },
+            false => None,
         };
         let published = self.published(d, Vec::new())?;
         Ok(Status {
@@ -570,7 +617,7 @@ impl Manager {
             Ok(c) => c.map(|c| c.trim_end_matches('.').to_ascii_lowercase()),
             Err(e) => {
                 if !e.is_not_found() {
-                    problems.push(format!("{host}: {e}"));
+                    problems.push(e.to_string());
                 }
                 None
             }
@@ -622,7 +669,7 @@ impl Manager {
                 (names, uncovered)
             }
             Err(e) => {
-                problems.push(format!("MX of {domain}: {e}"));
+                problems.push(e.to_string());
                 (Vec::new(), Vec::new())
             }
         };

@@ -295,6 +295,10 @@ pub enum Override {
     Silent,
     /// These TXT records with this TTL.
     TxtTtl(Vec<Vec<String>>, u32),
+    /// These A records (a name moved to another address: a policy host served elsewhere).
+    A(Vec<Ipv4Addr>),
+    /// These MX records (preference, exchange): MX drift, a host added or removed.
+    Mx(Vec<(u16, String)>),
     /// NXDOMAIN (`nxdomain`) or NODATA with an SOA whose TTL and MINIMUM are `negative_ttl`
     /// (the negative-caching TTL of RFC 2308 §5).
     Negative {
@@ -443,6 +447,26 @@ async fn answer_override<R: ResponseHandler>(
         Override::NoData => (ResponseCode::NoError, Vec::new()),
         Override::Txt(rrs) => (ResponseCode::NoError, txt(rrs, TTL)),
         Override::TxtTtl(rrs, ttl) => (ResponseCode::NoError, txt(rrs, ttl)),
+        Override::A(addrs) => (
+            ResponseCode::NoError,
+            addrs
+                .into_iter()
+                .map(|ip| Record::from_rdata(Name::from(name.clone()), TTL, RData::A(A(ip))))
+                .collect(),
+        ),
+        Override::Mx(mx) => (
+            ResponseCode::NoError,
+            mx.into_iter()
+                .filter_map(|(pref, host)| {
+                    let exchange = abs_name(&host).ok()?;
+                    Some(Record::from_rdata(
+                        Name::from(name.clone()),
+                        TTL,
+                        RData::MX(MX::new(pref, exchange)),
+                    ))
+                })
+                .collect(),
+        ),
         Override::Negative { nxdomain, negative_ttl } => {
             soa.ttl = negative_ttl;
             if let RData::SOA(s) = &mut soa.data {

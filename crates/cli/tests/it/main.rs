@@ -8,3 +8,4 @@ mod man;
 mod report;
 mod resolver;
 mod scan;
+mod serve;
