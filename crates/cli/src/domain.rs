@@ -166,14 +166,18 @@ async fn open_hosting(url: &str) -> anyhow::Result<(HostingStore, Database)> {
     Ok((HostingStore::with_database(db.clone()).await?, db))
 }
 
-fn service(args: &DomainArgs) -> anyhow::Result<Service> {
-    let cname_target = match &args.service_host {
-        Some(h) => Some(
+/// `--service-host` as a name.
+pub(crate) fn service_host(given: Option<&String>) -> anyhow::Result<Option<DomainName>> {
+    given
+        .map(|h| {
             DomainName::from_user_input(h.trim())
-                .map_err(|e| anyhow::anyhow!("--service-host {h:?}: {e}"))?,
-        ),
-        None => None,
-    };
+                .map_err(|e| anyhow::anyhow!("--service-host {h:?}: {e}"))
+        })
+        .transpose()
+}
+
+fn service(args: &DomainArgs) -> anyhow::Result<Service> {
+    let cname_target = service_host(args.service_host.as_ref())?;
     let rua: Vec<String> =
         args.rua.iter().map(|s| s.trim().to_owned()).filter(|s| !s.is_empty()).collect();
     if !rua.is_empty() {
@@ -445,6 +449,30 @@ fn print_status(out: &mut impl std::io::Write, s: &Status) -> anyhow::Result<()>
             "retired: since {} every cached policy has expired; remove the _mta-sts TXT record, then the mta-sts CNAME, then `mtasts domain` can forget it",
             utc(since)
         )?,
+    }
+    match &s.certificate {
+        Some(c) => writeln!(
+            out,
+            "certificate: {} (mta-sts.{}), valid until {}",
+            c.source,
+            d.domain,
+            utc(c.not_after)
+        )?,
+        None => writeln!(
+            out,
+            "certificate: none yet (mtasts serve --acme-directory orders one, or mtasts domain cert --chain --key)"
+        )?,
+    }
+    if let Some(a) = &s.acme
+        && let Some(e) = &a.last_error
+    {
+        writeln!(
+            out,
+            "ACME: {} failed attempt(s), the last at {}: {e}; next attempt after {}",
+            a.failures,
+            utc(a.last_attempt),
+            utc(a.next_attempt)
+        )?;
     }
     writeln!(out, "\nPolicy:\n{}", d.policy_text)?;
     writeln!(out, "Records:")?;

@@ -7,11 +7,14 @@ use std::time::Duration;
 use anyhow::{Context as _, bail};
 use clap::Args;
 use mtasts_reports::http::ServeOptions;
+use mtasts_serve::acme::{Acme, AcmeOptions, ChallengeKind};
+use mtasts_serve::lifecycle::Service;
 use mtasts_serve::server::{Instance, Listeners, ServerOptions};
 use mtasts_store::hosting::HostingStore;
 use mtasts_store::{Database, DatabaseUrl};
 
 use crate::domain::DEFAULT_DB;
+use crate::net_args::NetArgs;
 
 /// Arguments of `mtasts serve`.
 #[derive(Debug, Args)]
@@ -42,6 +45,115 @@ pub(crate) struct ServeArgs {
     /// certificates, database up).
     #[arg(long, env = "MTASTS_SERVE_METRICS")]
     metrics_listen: Option<SocketAddr>,
+    #[command(flatten)]
+    acme: AcmeArgs,
+    #[command(flatten)]
+    net: NetArgs,
+}
+
+/// Certificates by ACME (RFC 8555, HTTP-01 on `--listen-http`, which must be port 80 of
+/// the addresses customers' `mta-sts.<domain>` names resolve to).
+#[derive(Debug, Args)]
+pub(crate) struct AcmeArgs {
+    /// Order and renew the policy hosts' certificates from this ACME directory URL
+    /// (`letsencrypt` and `letsencrypt-staging` are short for Let's Encrypt's). Without it,
+    /// certificates come only from `mtasts domain cert --chain --key`.
+    #[arg(long, env = "MTASTS_ACME_DIRECTORY")]
+    pub(crate) acme_directory: Option<String>,
+    /// A PEM file with the root certificate to trust for the ACME server itself (a private or
+    /// test CA such as pebble); default: the system's trust store.
+    #[arg(long, env = "MTASTS_ACME_CA")]
+    pub(crate) acme_ca: Option<std::path::PathBuf>,
+    /// Contact for the ACME account (`mailto:hostmaster@example.net`; comma separated).
+    #[arg(long, env = "MTASTS_ACME_CONTACT", value_delimiter = ',')]
+    pub(crate) acme_contact: Vec<String>,
+    /// Renew a certificate when fewer than this many days are left (or a third of its
+    /// lifetime, whichever is sooner). Manual certificates are not renewed.
+    #[arg(long, env = "MTASTS_ACME_RENEW_DAYS", default_value_t = 30)]
+    pub(crate) acme_renew_days: u32,
+    /// Seconds between ordering rounds (each round orders what is missing or due; one
+    /// instance at a time on a shared database). A failed domain waits 5 minutes, doubling
+    /// up to a day.
+    #[arg(long, env = "MTASTS_ACME_EVERY", default_value_t = 3600)]
+    pub(crate) acme_every: u64,
+    /// The challenge the CA validates: `http-01` (port 80; answered by any instance on the
+    /// shared database, so it works behind a load balancer) or `tls-alpn-01` (port 443;
+    /// answered by the ordering instance only, for sites without port 80).
+    #[arg(long, env = "MTASTS_ACME_CHALLENGE", default_value = "http-01", value_parser = ["http-01", "tls-alpn-01"])]
+    pub(crate) acme_challenge: String,
+    /// Seconds allowed for one order, from creation to the issued certificate.
+    #[arg(long, env = "MTASTS_ACME_TIMEOUT", default_value_t = 120)]
+    pub(crate) acme_timeout: u64,
+    /// This service's host name: `mta-sts.<domain>` as a CNAME to it counts as delegated.
+    #[arg(long, env = "MTASTS_SERVICE_HOST")]
+    pub(crate) service_host: Option<String>,
+    /// This service's public addresses (comma separated): `mta-sts.<domain>` resolving to
+    /// one of them counts as delegated. Checked before every order, so that a customer who
+    /// has not delegated yet is told the record to publish instead of failing at the CA.
+    #[arg(long, env = "MTASTS_SERVICE_ADDRESS", value_delimiter = ',')]
+    pub(crate) service_address: Vec<std::net::IpAddr>,
+}
+
+impl AcmeArgs {
+    /// The orderer's options, if `--acme-directory` is given.
+    pub(crate) fn options(&self) -> anyhow::Result<Option<AcmeOptions>> {
+        let Some(directory) = &self.acme_directory else { return Ok(None) };
+        let directory = match directory.as_str() {
+            "letsencrypt" => "https://acme-v02.api.letsencrypt.org/directory".to_owned(),
+            "letsencrypt-staging" => {
+                "https://acme-staging-v02.api.letsencrypt.org/directory".to_owned()
+            }
+            url if url.starts_with("https://") => url.to_owned(),
+            other => bail!(
+                "--acme-directory {other:?} is not an https:// URL (or letsencrypt, letsencrypt-staging)"
+            ),
+        };
+        if let Some(ca) = &self.acme_ca
+            && !ca.is_file()
+        {
+            bail!("--acme-ca {}: no such file", ca.display());
+        }
+        for c in &self.acme_contact {
+            if !c.starts_with("mailto:") {
+                bail!("--acme-contact {c:?} must be a mailto: URI (mailto:hostmaster@example.net)");
+            }
+        }
+        if !(1..=86_400).contains(&self.acme_every) {
+            bail!("--acme-every must be 1 to 86400 seconds, got {}", self.acme_every);
+        }
+        if !(5..=3600).contains(&self.acme_timeout) {
+            bail!("--acme-timeout must be 5 to 3600 seconds, got {}", self.acme_timeout);
+        }
+        let mut o = AcmeOptions::new(directory);
+        o.ca_file = self.acme_ca.clone();
+        o.contact = self.acme_contact.clone();
+        o.renew_before = Duration::from_secs(u64::from(self.acme_renew_days) * 86_400);
+        o.every = Duration::from_secs(self.acme_every);
+        o.order_timeout = Duration::from_secs(self.acme_timeout);
+        o.addresses = self.service_address.clone();
+        o.challenge = match self.acme_challenge.as_str() {
+            "tls-alpn-01" => ChallengeKind::TlsAlpn01,
+            _ => ChallengeKind::Http01,
+        };
+        Ok(Some(o))
+    }
+
+    /// The service as far as delegation goes.
+    pub(crate) fn service(&self) -> anyhow::Result<Service> {
+        let cname_target = crate::domain::service_host(self.service_host.as_ref())?;
+        Ok(Service { cname_target, rua: Vec::new() })
+    }
+}
+
+/// This instance's name in the ACME lease: host name and process id.
+pub(crate) fn holder() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|h| h.trim().to_owned())
+        .filter(|h| !h.is_empty())
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .unwrap_or_else(|| "localhost".into());
+    format!("{host}:{}", std::process::id())
 }
 
 fn secs(name: &str, v: f64) -> anyhow::Result<Duration> {
@@ -77,6 +189,7 @@ async fn bind(
 
 /// Runs `mtasts serve` until SIGINT or SIGTERM.
 pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<u8> {
+    let acme_options = args.acme.options()?;
     let options = ServerOptions {
         reload_every: secs("reload", args.reload)?,
         connections: ServeOptions {
@@ -115,6 +228,28 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<u8> {
         "mtasts serve starting"
     );
     let instance = Instance::new();
+    if let Some(options) = acme_options {
+        let config = args.net.config()?;
+        let dns: Arc<dyn mtasts_net::DnsClient> = Arc::new(
+            mtasts_net::HickoryDns::new(&config.dns_servers, config.timeouts.dns)
+                .context("cannot set up DNS")?,
+        );
+        if http.is_none() {
+            bail!(
+                "--acme-directory needs --listen-http: the CA validates over plain HTTP (HTTP-01)"
+            );
+        }
+        tracing::info!(directory = %options.directory, every_s = options.every.as_secs(), "ordering certificates by ACME");
+        let acme = Arc::new(Acme::new(
+            store.clone(),
+            options,
+            args.acme.service()?,
+            dns,
+            instance.challenges.clone(),
+            holder(),
+        ));
+        tokio::spawn(acme.run(std::future::pending()));
+    }
     mtasts_serve::server::run(store, instance, Listeners { https, http }, None, options, async {
         shutdown().await;
         tracing::info!("stopping");

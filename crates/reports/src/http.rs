@@ -252,12 +252,23 @@ pub async fn serve(
         let tls = tls.clone();
         tokio::spawn(async move {
             let _permit = permit;
-            let app = router.layer(Extension(ClientAddr(peer)));
             let mut conn = hyper::server::conn::http1::Builder::new();
             // A client that trickles its headers is cut off (slowloris); the body has its own
             // limit (`HttpLimits::body_timeout`).
             conn.timer(hyper_util::rt::TokioTimer::new())
                 .header_read_timeout(options.header_timeout);
+            // The connection's ClientAddr and TlsServerName go into every request (cheaper than
+            // `Router::layer` per connection, which rebuilds every route each time).
+            let with_connection = |sni: Option<Arc<str>>| {
+                use tower::ServiceExt as _;
+                hyper_util::service::TowerToHyperService::new(router.clone().map_request(
+                    move |mut req: hyper::Request<hyper::body::Incoming>| {
+                        req.extensions_mut().insert(ClientAddr(peer));
+                        req.extensions_mut().insert(TlsServerName(sni.clone()));
+                        req
+                    },
+                ))
+            };
             let result = match tls {
                 Some(acceptor) => {
                     match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(tcp)).await
@@ -266,8 +277,7 @@ pub async fn serve(
                             let sni = stream.get_ref().1.server_name().map(|n| {
                                 Arc::<str>::from(n.trim_end_matches('.').to_ascii_lowercase())
                             });
-                            let app = app.layer(Extension(TlsServerName(sni)));
-                            let service = hyper_util::service::TowerToHyperService::new(app);
+                            let service = with_connection(sni);
                             conn.serve_connection(hyper_util::rt::TokioIo::new(stream), service)
                                 .await
                         }
@@ -279,8 +289,7 @@ pub async fn serve(
                     }
                 }
                 None => {
-                    let app = app.layer(Extension(TlsServerName(None)));
-                    let service = hyper_util::service::TowerToHyperService::new(app);
+                    let service = with_connection(None);
                     conn.serve_connection(hyper_util::rt::TokioIo::new(tcp), service).await
                 }
             };

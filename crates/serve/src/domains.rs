@@ -11,7 +11,9 @@ use mtasts_net::fetch::FetchedPolicy;
 use mtasts_proto::generate::{STARTER_MAX_AGE, amended_policy, policy_for};
 use mtasts_proto::{DomainName, GenerateError, MaxAge, Mode, MxSet, Policy};
 use mtasts_reports::readiness::{Criteria, Evidence, judge};
-use mtasts_store::hosting::{HostedDomain, HostingError, HostingStore, NewVersion, VersionRow};
+use mtasts_store::hosting::{
+    AcmeStatus, HostedDomain, HostingError, HostingStore, NewVersion, VersionRow,
+};
 use mtasts_store::reports::{ReportStore, ReportStoreError};
 use serde::Serialize;
 use time::OffsetDateTime;
@@ -152,6 +154,21 @@ pub struct Status {
     pub history: Vec<VersionRow>,
     /// What DNS says now, when looked up.
     pub dns: Option<LiveDns>,
+    /// The policy host's certificate, if one is stored.
+    pub certificate: Option<CertificateInfo>,
+    /// The last ACME attempt, if any.
+    pub acme: Option<AcmeStatus>,
+}
+
+/// A stored certificate, without its key.
+#[derive(Clone, Debug, Serialize)]
+pub struct CertificateInfo {
+    /// `acme` or `manual`.
+    pub source: String,
+    /// Valid from, unix seconds.
+    pub not_before: i64,
+    /// Valid until, unix seconds.
+    pub not_after: i64,
 }
 
 /// What DNS publishes for a hosted domain now.
@@ -592,8 +609,16 @@ impl Manager {
             },
             false => None,
         };
+        let certificate = self.hosting.certificate(&d.domain).await?.map(|c| CertificateInfo {
+            source: c.source,
+            not_before: c.not_before,
+            not_after: c.not_after,
+        });
+        let acme = self.hosting.acme_status(&d.domain).await?;
         let published = self.published(d, Vec::new())?;
         Ok(Status {
+            certificate,
+            acme,
             retirement: retirement(
                 published.domain.retired_at,
                 published.domain.longest_max_age,

@@ -18,6 +18,8 @@ use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use mtasts_reports::http::TlsServerName;
+use mtasts_store::hosting::HostingStore;
+use rustls::sign::CertifiedKey;
 
 use crate::catalog::Catalog;
 
@@ -94,11 +96,22 @@ async fn not_here(req: Request) -> Response {
     )
 }
 
-/// Pending ACME HTTP-01 challenges: token → key authorization (RFC 8555 §8.3), shared by the
-/// ACME client and the port 80 router.
-#[derive(Debug, Default)]
+/// Pending ACME challenges, shared by the ACME client, the port 80 router and the TLS
+/// certificate resolver: HTTP-01 token → key authorization (RFC 8555 §8.3), and TLS-ALPN-01
+/// policy host → its challenge certificate (RFC 8737 §3).
+#[derive(Default)]
 pub struct Challenges {
     tokens: RwLock<HashMap<String, String>>,
+    alpn: RwLock<HashMap<String, Arc<CertifiedKey>>>,
+}
+
+impl std::fmt::Debug for Challenges {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Challenges")
+            .field("http01", &self.tokens.read().unwrap_or_else(PoisonError::into_inner).len())
+            .field("tls_alpn01", &self.alpn.read().unwrap_or_else(PoisonError::into_inner).len())
+            .finish()
+    }
 }
 
 impl Challenges {
@@ -118,22 +131,57 @@ impl Challenges {
     fn get(&self, token: &str) -> Option<String> {
         self.tokens.read().unwrap_or_else(PoisonError::into_inner).get(token).cloned()
     }
+
+    /// Presents `key` to TLS clients asking for `host` with ALPN `acme-tls/1` until removed.
+    pub fn insert_alpn(&self, host: &str, key: Arc<CertifiedKey>) {
+        self.alpn.write().unwrap_or_else(PoisonError::into_inner).insert(host.to_owned(), key);
+    }
+
+    /// Stops presenting the TLS-ALPN-01 certificate of `host`.
+    pub fn remove_alpn(&self, host: &str) {
+        self.alpn.write().unwrap_or_else(PoisonError::into_inner).remove(host);
+    }
+
+    /// The TLS-ALPN-01 certificate for `host`, while its challenge is pending.
+    pub fn alpn(&self, host: &str) -> Option<Arc<CertifiedKey>> {
+        self.alpn.read().unwrap_or_else(PoisonError::into_inner).get(host).cloned()
+    }
 }
 
-/// The plain-HTTP routes (port 80): ACME HTTP-01 challenges and a short page.
-pub fn http_router(challenges: Arc<Challenges>) -> Router {
+/// What the port 80 router answers challenges from: this instance's pending ones, then those
+/// another instance on the same database published (behind one load balancer, the CA's
+/// validation may reach any instance).
+#[derive(Clone, Debug)]
+struct ChallengeState {
+    local: Arc<Challenges>,
+    store: Option<HostingStore>,
+}
+
+/// The plain-HTTP routes (port 80): ACME HTTP-01 challenges (from `challenges`, then from
+/// `store`'s `acme_challenges`) and a short page.
+pub fn http_router(challenges: Arc<Challenges>, store: Option<HostingStore>) -> Router {
     Router::new()
         .route("/.well-known/acme-challenge/{token}", get(challenge))
         .route("/", get(about))
         .fallback(plain_not_found)
-        .with_state(challenges)
+        .with_state(ChallengeState { local: challenges, store })
 }
 
-async fn challenge(
-    State(challenges): State<Arc<Challenges>>,
-    Path(token): Path<String>,
-) -> Response {
-    match challenges.get(&token) {
+async fn challenge(State(state): State<ChallengeState>, Path(token): Path<String>) -> Response {
+    let mut answer = state.local.get(&token);
+    if answer.is_none()
+        && let Some(store) = &state.store
+    {
+        let now = time::OffsetDateTime::now_utc().unix_timestamp();
+        match store.challenge(&token, now).await {
+            Ok(found) => answer = found,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read ACME challenges from the database");
+                return text(StatusCode::SERVICE_UNAVAILABLE, "database unavailable\n".into());
+            }
+        }
+    }
+    match answer {
         Some(answer) => {
             (StatusCode::OK, [(header::CONTENT_TYPE, "application/octet-stream")], answer)
                 .into_response()

@@ -7,9 +7,11 @@
 //!   `status`), shared by the CLI and the API;
 //! - [`catalog`]: what an instance serves, reloaded from the database, certificates by SNI;
 //! - [`http`]: the routes (the policy over HTTPS, ACME challenges and a page on port 80);
-//! - [`server`]: one `serve` instance: listeners, reloads, shutdown.
+//! - [`server`]: one `serve` instance: listeners, reloads, shutdown;
+//! - [`acme`]: certificates by ACME (RFC 8555), one instance ordering at a time.
 #![warn(missing_docs)]
 
+pub mod acme;
 pub mod catalog;
 pub mod domains;
 pub mod http;

@@ -105,13 +105,17 @@ pub async fn run(
         let _ = rx.wait_for(|stop| *stop).await;
     };
 
+    let challenge_store = store.clone();
     let reloader = tokio::spawn(reload_loop(
         store,
         instance.catalog.clone(),
         options.reload_every,
         stopped(stop_rx.clone()),
     ));
-    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(tls_config(instance.catalog.clone())?));
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(tls_config(
+        instance.catalog.clone(),
+        instance.challenges.clone(),
+    )?));
     let mut app = policy_router(instance.catalog.clone());
     if let Some(extra) = extra {
         app = extra.merge(app);
@@ -129,7 +133,7 @@ pub async fn run(
                 mtasts_reports::http::serve(
                     listener,
                     None,
-                    http_router(instance.challenges.clone()),
+                    http_router(instance.challenges.clone(), Some(challenge_store)),
                     options.connections,
                     stopped(stop_rx.clone()),
                 )

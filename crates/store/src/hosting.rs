@@ -150,6 +150,21 @@ pub struct StoredCertificate {
     pub updated_at: i64,
 }
 
+/// The certificate-ordering state of one hosted domain (migration `hosting/0003`).
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct AcmeStatus {
+    /// The hosted domain.
+    pub domain: String,
+    /// Failed attempts since the last success.
+    pub failures: i64,
+    /// The last attempt, unix seconds.
+    pub last_attempt: i64,
+    /// Why the last attempt failed; `None` when it succeeded.
+    pub last_error: Option<String>,
+    /// Not before then, unix seconds.
+    pub next_attempt: i64,
+}
+
 /// A value that changes whenever a hosted domain or certificate is added, changed or removed:
 /// `serve` polls it and reloads only then (cheap on thousands of domains).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -444,6 +459,207 @@ impl HostingStore {
                         source,
                         updated_at,
                     }
+                })
+                .collect())
+        })
+    }
+
+    /// The stored credentials (JSON) of the ACME account at `directory`.
+    pub async fn acme_account(&self, directory: &str) -> Result<Option<String>, HostingError> {
+        const Q: &str = "SELECT credentials FROM acme_accounts WHERE directory = $1";
+        on_pool!(self, |pool| {
+            let row: Option<(String,)> = sqlx::query_as(Q)
+                .bind(directory)
+                .fetch_optional(pool)
+                .await
+                .map_err(|e| self.err(e))?;
+            Ok(row.map(|(c,)| c))
+        })
+    }
+
+    /// Stores the credentials of a new account at `directory` unless another instance stored
+    /// one first; returns the credentials stored now (the other instance's, if it won).
+    pub async fn put_acme_account(
+        &self,
+        directory: &str,
+        credentials: &str,
+        now: i64,
+    ) -> Result<String, HostingError> {
+        const Q: &str = "INSERT INTO acme_accounts (directory, credentials, created_at)              VALUES ($1, $2, $3) ON CONFLICT (directory) DO NOTHING";
+        on_pool!(self, |pool| {
+            sqlx::query(Q)
+                .bind(directory)
+                .bind(credentials)
+                .bind(now)
+                .execute(pool)
+                .await
+                .map_err(|e| self.err(e))?;
+            Ok::<(), HostingError>(())
+        })?;
+        Ok(self.acme_account(directory).await?.unwrap_or_else(|| credentials.to_owned()))
+    }
+
+    /// Publishes an HTTP-01 answer (RFC 8555 §8.3) for every instance until `expires_at`.
+    pub async fn put_challenge(
+        &self,
+        token: &str,
+        key_authorization: &str,
+        domain: &str,
+        expires_at: i64,
+    ) -> Result<(), HostingError> {
+        const Q: &str = "INSERT INTO acme_challenges (token, key_authorization, domain, expires_at)              VALUES ($1, $2, $3, $4) ON CONFLICT (token) DO UPDATE SET              key_authorization = excluded.key_authorization, domain = excluded.domain,              expires_at = excluded.expires_at";
+        on_pool!(self, |pool| {
+            sqlx::query(Q)
+                .bind(token)
+                .bind(key_authorization)
+                .bind(domain)
+                .bind(expires_at)
+                .execute(pool)
+                .await
+                .map_err(|e| self.err(e))?;
+            Ok(())
+        })
+    }
+
+    /// The HTTP-01 answer for `token`, if one is published and not expired at `now`.
+    pub async fn challenge(&self, token: &str, now: i64) -> Result<Option<String>, HostingError> {
+        const Q: &str =
+            "SELECT key_authorization FROM acme_challenges WHERE token = $1 AND expires_at > $2";
+        on_pool!(self, |pool| {
+            let row: Option<(String,)> = sqlx::query_as(Q)
+                .bind(token)
+                .bind(now)
+                .fetch_optional(pool)
+                .await
+                .map_err(|e| self.err(e))?;
+            Ok(row.map(|(k,)| k))
+        })
+    }
+
+    /// Withdraws the answer for `token`, and every answer expired at `now`.
+    pub async fn remove_challenge(&self, token: &str, now: i64) -> Result<(), HostingError> {
+        const Q: &str = "DELETE FROM acme_challenges WHERE token = $1 OR expires_at <= $2";
+        on_pool!(self, |pool| {
+            sqlx::query(Q).bind(token).bind(now).execute(pool).await.map_err(|e| self.err(e))?;
+            Ok(())
+        })
+    }
+
+    /// Takes (or renews) the lease `name` for `holder` until `now + ttl`: true when `holder`
+    /// holds it now, false while another holder's lease has not expired. One statement, so
+    /// two instances racing for it cannot both win.
+    pub async fn try_lock(
+        &self,
+        name: &str,
+        holder: &str,
+        now: i64,
+        ttl: i64,
+    ) -> Result<bool, HostingError> {
+        const Q: &str = "INSERT INTO hosting_locks (name, holder, expires_at) VALUES ($1, $2, $3)              ON CONFLICT (name) DO UPDATE SET holder = excluded.holder,              expires_at = excluded.expires_at              WHERE hosting_locks.holder = excluded.holder OR hosting_locks.expires_at <= $4";
+        on_pool!(self, |pool| {
+            let done = sqlx::query(Q)
+                .bind(name)
+                .bind(holder)
+                .bind(now.saturating_add(ttl))
+                .bind(now)
+                .execute(pool)
+                .await
+                .map_err(|e| self.err(e))?;
+            Ok(done.rows_affected() == 1)
+        })
+    }
+
+    /// Gives the lease `name` up, if `holder` holds it.
+    pub async fn unlock(&self, name: &str, holder: &str) -> Result<(), HostingError> {
+        const Q: &str = "DELETE FROM hosting_locks WHERE name = $1 AND holder = $2";
+        on_pool!(self, |pool| {
+            sqlx::query(Q).bind(name).bind(holder).execute(pool).await.map_err(|e| self.err(e))?;
+            Ok(())
+        })
+    }
+
+    /// Every domain's certificate-ordering state.
+    pub async fn acme_statuses(&self) -> Result<Vec<AcmeStatus>, HostingError> {
+        self.acme_statuses_where(None).await
+    }
+
+    /// Records an ordering attempt for `domain`: `error` is `None` on success (failures
+    /// reset), else the failure is counted; no new attempt before `next_attempt`.
+    pub async fn record_acme_attempt(
+        &self,
+        domain: &str,
+        error: Option<&str>,
+        now: i64,
+        next_attempt: i64,
+    ) -> Result<(), HostingError> {
+        const Q: &str = "INSERT INTO acme_status (domain, failures, last_attempt, last_error,              next_attempt) VALUES ($1, $2, $3, $4, $5) ON CONFLICT (domain) DO UPDATE SET              failures = CASE WHEN excluded.last_error IS NULL THEN 0              ELSE acme_status.failures + 1 END, last_attempt = excluded.last_attempt,              last_error = excluded.last_error, next_attempt = excluded.next_attempt";
+        on_pool!(self, |pool| {
+            sqlx::query(Q)
+                .bind(domain)
+                .bind(i64::from(error.is_some()))
+                .bind(now)
+                .bind(error)
+                .bind(next_attempt)
+                .execute(pool)
+                .await
+                .map_err(|e| self.err(e))?;
+            Ok(())
+        })
+    }
+
+    /// The stored certificate of `mta-sts.<domain>`.
+    pub async fn certificate(
+        &self,
+        domain: &str,
+    ) -> Result<Option<StoredCertificate>, HostingError> {
+        const Q: &str = "SELECT domain, chain_pem, key_pem, not_before, not_after, source, updated_at \
+             FROM hosted_certificates WHERE domain = $1";
+        type Tuple = (String, String, String, i64, i64, String, i64);
+        on_pool!(self, |pool| {
+            let row: Option<Tuple> = sqlx::query_as(Q)
+                .bind(domain)
+                .fetch_optional(pool)
+                .await
+                .map_err(|e| self.err(e))?;
+            Ok(row.map(
+                |(domain, chain_pem, key_pem, not_before, not_after, source, updated_at)| {
+                    StoredCertificate {
+                        domain,
+                        chain_pem,
+                        key_pem,
+                        not_before,
+                        not_after,
+                        source,
+                        updated_at,
+                    }
+                },
+            ))
+        })
+    }
+
+    /// The certificate-ordering state of `domain`.
+    pub async fn acme_status(&self, domain: &str) -> Result<Option<AcmeStatus>, HostingError> {
+        Ok(self.acme_statuses_where(Some(domain)).await?.pop())
+    }
+
+    async fn acme_statuses_where(
+        &self,
+        domain: Option<&str>,
+    ) -> Result<Vec<AcmeStatus>, HostingError> {
+        const Q: &str = "SELECT domain, failures, last_attempt, last_error, next_attempt \
+             FROM acme_status WHERE ($1 IS NULL OR domain = $1) ORDER BY domain";
+        type Tuple = (String, i64, i64, Option<String>, i64);
+        on_pool!(self, |pool| {
+            let rows: Vec<Tuple> =
+                sqlx::query_as(Q).bind(domain).fetch_all(pool).await.map_err(|e| self.err(e))?;
+            Ok(rows
+                .into_iter()
+                .map(|(domain, failures, last_attempt, last_error, next_attempt)| AcmeStatus {
+                    domain,
+                    failures,
+                    last_attempt,
+                    last_error,
+                    next_attempt,
                 })
                 .collect())
         })

@@ -43,6 +43,7 @@ pub mod dovecot;
 pub mod generated;
 pub mod https;
 pub mod nsd;
+pub mod pebble;
 pub mod postfix;
 pub mod require;
 mod shared;

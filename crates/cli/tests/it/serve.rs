@@ -53,20 +53,17 @@ impl Site {
     }
 
     fn serve(&self) -> Child {
-        let child = self
-            .mtasts(&[
-                "serve",
-                "--listen-https",
-                &format!("127.0.0.1:{}", self.https),
-                "--listen-http",
-                &format!("127.0.0.1:{}", self.http),
-                "--reload",
-                "0.2",
-            ])
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
+        self.serve_with(&[])
+    }
+
+    fn serve_with(&self, extra: &[&str]) -> Child {
+        let (https, http) =
+            (format!("127.0.0.1:{}", self.https), format!("127.0.0.1:{}", self.http));
+        let mut args = vec!["serve", "--listen-https", &https, "--listen-http", &http];
+        args.extend(["--reload", "0.2"]);
+        args.extend(extra);
+        let child =
+            self.mtasts(&args).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
         let deadline = Instant::now() + Duration::from_secs(20);
         while std::net::TcpStream::connect(("127.0.0.1", self.https)).is_err() {
             assert!(Instant::now() < deadline, "mtasts serve did not start listening");
@@ -178,4 +175,121 @@ async fn a_hosted_domain_end_to_end() {
     assert!(text(&out).contains("not hosted"), "{}", text(&out));
     serve.kill().unwrap();
     let _ = serve.wait();
+}
+
+/// `mtasts serve --acme-directory` against Debian's pebble: a domain added with `mtasts domain
+/// add` gets its certificate without anyone touching a file, and a sender trusting only
+/// pebble's root fetches the policy.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn certificates_by_acme() {
+    let mut spec = DomainSpec::empty("shop.test");
+    spec.mx = vec![MxSpec::good(10, "mx1.shop.test")];
+    let world = World::builder().domain(spec).build().await;
+    let dir = tempfile::tempdir().unwrap();
+    let site = Site {
+        db: format!("sqlite://{}", dir.path().join("serve.db").display()),
+        world,
+        https: free_port(),
+        http: free_port(),
+        dir,
+    };
+    let Some(pebble) =
+        mtasts_testkit::pebble::Pebble::start(site.world.dns_addr(), site.http, site.https)
+    else {
+        return;
+    };
+    let dns = site.world.dns();
+    dns.set_override("mta-sts.shop.test", RecordType::A, Override::A(vec![Ipv4Addr::LOCALHOST]));
+    dns.set_override("mta-sts.shop.test", RecordType::AAAA, Override::NoData);
+    let out = site.run(&["domain", "add", "shop.test", "--json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let added: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let id = added["domain"]["policy_id"].as_str().unwrap();
+    dns.set_override(
+        "_mta-sts.shop.test",
+        RecordType::TXT,
+        Override::Txt(vec![vec![format!("v=STSv1; id={id};")]]),
+    );
+    let out = site.run(&["domain", "show", "shop.test", "--no-dns"]);
+    assert!(text(&out).contains("certificate: none yet"), "{}", text(&out));
+
+    let ca_file = pebble.listener_ca_file().display().to_string();
+    let directory = pebble.directory_url();
+    let mut serve = site.serve_with(&[
+        "--acme-directory",
+        &directory,
+        "--acme-ca",
+        &ca_file,
+        "--acme-contact",
+        "mailto:hostmaster@provider.test",
+        "--acme-every",
+        "1",
+        "--service-address",
+        "127.0.0.1",
+    ]);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let show = loop {
+        let out = site.run(&["domain", "show", "shop.test", "--no-dns", "--json"]);
+        let show: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        if show["certificate"]["source"] == "acme" {
+            break show;
+        }
+        if Instant::now() > deadline {
+            serve.kill().unwrap();
+            let log = serve.wait_with_output().unwrap();
+            panic!(
+                "no certificate from pebble: {show:#}\nserve: {}\npebble: {}",
+                text(&log),
+                pebble.log()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert!(
+        show["certificate"]["not_after"].as_i64().unwrap()
+            > show["certificate"]["not_before"].as_i64().unwrap()
+    );
+    assert_eq!(show["acme"]["failures"], 0, "{show:#}");
+
+    // A sender that trusts only pebble's root fetches the policy and finds it valid.
+    let management = reqwest::Client::builder()
+        .tls_backend_preconfigured(mtasts_testkit::ca::client_config(
+            pebble.listener_ca().root_store(),
+        ))
+        .build()
+        .unwrap();
+    let root = management.get(pebble.roots_url()).send().await.unwrap().text().await.unwrap();
+    let root_file = write(site.dir.path(), "pebble-root.pem", &root);
+    std::thread::sleep(Duration::from_millis(500)); // one reload interval
+    let out = site
+        .mtasts(&["check", "shop.test", "--format", "json", "--fetch-timeout", "3"])
+        .env("MTASTS_TRUST_ROOTS", &root_file)
+        .output()
+        .unwrap();
+    let report: serde_json::Value =
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", text(&out)));
+    let report = report["domains"][0].clone();
+    assert_eq!(report["policy"]["mode"], "testing", "{report:#}");
+    let codes: Vec<&str> =
+        report["findings"].as_array().unwrap().iter().filter_map(|f| f["code"].as_str()).collect();
+    assert!(!codes.iter().any(|c| c.starts_with("policy-fetch")), "{codes:?}");
+    let out = site.run(&["domain", "show", "shop.test", "--no-dns"]);
+    assert!(
+        text(&out).contains("certificate: acme (mta-sts.shop.test), valid until"),
+        "{}",
+        text(&out)
+    );
+
+    // Bad ACME settings are said before anything starts.
+    let out = site.run(&[
+        "serve",
+        "--acme-directory",
+        "http://plain.example",
+        "--listen-https",
+        "127.0.0.1:0",
+    ]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(text(&out).contains("is not an https:// URL"), "{}", text(&out));
+    serve.kill().unwrap();
+    serve.wait().unwrap();
 }

@@ -2,6 +2,7 @@
 //! database backends, and the domain lifecycle against the test world's DNS and SMTP servers.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs, unreachable_pub)]
+mod acme;
 mod common;
 mod domains;
 mod server;

@@ -11,7 +11,7 @@ use mtasts_testkit::ca::{CertSpec, TestCa};
 
 use crate::common::{TestDb, both_backends, now};
 
-both_backends!(serves_by_host_and_sni, changes_and_a_database_gone);
+both_backends!(serves_by_host_and_sni, changes_and_a_database_gone, two_instances_on_one_database);
 
 fn policy(mode: &str, mx: &str, max_age: i64) -> String {
     format!("version: STSv1\nmode: {mode}\nmx: {mx}\nmax_age: {max_age}\n")
@@ -48,6 +48,13 @@ async fn start(store: &HostingStore, domains: &[&str]) -> Running {
             .unwrap_or_else(|e| panic!("{e}"));
         store.put_certificate(&cert).await.unwrap();
     }
+    let (https, http, stop) = spawn(store).await;
+    Running { https, http, ca, _stop: stop }
+}
+
+/// Starts a serve instance on `store`: its HTTPS and HTTP addresses, and the sender that
+/// stops it when dropped.
+async fn spawn(store: &HostingStore) -> (SocketAddr, SocketAddr, tokio::sync::oneshot::Sender<()>) {
     let https = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let http = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let (https_addr, http_addr) = (https.local_addr().unwrap(), http.local_addr().unwrap());
@@ -62,7 +69,7 @@ async fn start(store: &HostingStore, domains: &[&str]) -> Running {
         .await
         .unwrap_or_else(|e| panic!("{e}"));
     });
-    Running { https: https_addr, http: http_addr, ca, _stop: stop }
+    (https_addr, http_addr, stop)
 }
 
 impl Running {
@@ -185,6 +192,61 @@ async fn changes_and_a_database_gone(db: &TestDb) {
     let (status, _, body) = get(&client, &url).await;
     assert_eq!((status, body.as_str()), (200, enforce.as_str()));
     assert_eq!(get(&client, &new_url).await.0, 200);
+}
+
+/// Two instances behind one load balancer, each with its own connection pool to the same
+/// database: both serve every domain and certificate, and a change reaches both.
+async fn two_instances_on_one_database(db: &TestDb) {
+    let store_a = HostingStore::with_database(db.database().await).await.unwrap();
+    let a = start(&store_a, &["a.test", "b.test"]).await;
+    let store_b = HostingStore::with_database(db.database().await).await.unwrap();
+    let (b_https, _, _stop_b) = spawn(&store_b).await;
+    let client_b = {
+        let tls = mtasts_testkit::ca::client_config(a.ca.root_store());
+        reqwest::Client::builder()
+            .tls_backend_preconfigured(tls)
+            .resolve("mta-sts.a.test", b_https)
+            .resolve("mta-sts.b.test", b_https)
+            .build()
+            .unwrap()
+    };
+    let client_a = a.client(&["mta-sts.a.test", "mta-sts.b.test"]);
+    let url = |addr: SocketAddr, d: &str| {
+        format!("https://mta-sts.{d}:{}/.well-known/mta-sts.txt", addr.port())
+    };
+    for d in ["a.test", "b.test"] {
+        let want = policy("testing", &format!("mx.{d}"), 86_400);
+        assert_eq!(get(&client_a, &url(a.https, d)).await.2, want);
+        // B's first load may still be under way.
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Ok(r) = client_b.get(url(b_https, d)).send().await {
+                assert_eq!(r.text().await.unwrap(), want);
+                break;
+            }
+            assert!(std::time::Instant::now() < deadline, "instance B never served {d}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+    // A change made through B's database connection is served by both.
+    let enforce = policy("enforce", "mx.a.test", 604_800);
+    store_b.publish("a.test", 1, &version("2", &enforce)).await.unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let (on_a, on_b) = (
+            get(&client_a, &url(a.https, "a.test")).await.2,
+            get(&client_b, &url(b_https, "a.test")).await.2,
+        );
+        if on_a == enforce && on_b == enforce {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "the change did not reach both instances");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // A stale change from A (made against version 1) is refused, not lost over B's.
+    let stale =
+        store_a.publish("a.test", 1, &version("3", &policy("none", "mx.a.test", 86_400))).await;
+    assert!(matches!(stale, Err(mtasts_store::hosting::HostingError::Stale { .. })), "{stale:?}");
 }
 
 #[test]
