@@ -7,7 +7,7 @@
 use std::io::Write as _;
 use std::path::PathBuf;
 
-use anyhow::Context as _;
+use anyhow::{Context as _, bail};
 use clap::{Args, Subcommand};
 use mtasts_check::{CheckOptions, Checker};
 use mtasts_proto::{DomainName, Mode};
@@ -154,6 +154,37 @@ enum DomainCommand {
         #[arg(long)]
         key: PathBuf,
     },
+    /// API tokens for `mtasts serve --api-listen` (stored hashed; shown once when made).
+    #[command(subcommand)]
+    Token(TokenCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum TokenCommand {
+    /// Make a token for one tenant (it sees and changes only that tenant's domains), or with
+    /// `--operator` for every tenant. The token is printed once and stored only as a hash.
+    Create {
+        /// The tenant it acts for.
+        #[arg(long, required_unless_present = "operator", conflicts_with = "operator")]
+        tenant: Option<String>,
+        /// A token for every tenant.
+        #[arg(long)]
+        operator: bool,
+        /// What it is for (shown in listings and in the history of changes made with it).
+        #[arg(long, default_value = "api")]
+        label: String,
+    },
+    /// List tokens (never their secrets).
+    List {
+        /// Only this tenant's.
+        #[arg(long)]
+        tenant: Option<String>,
+    },
+    /// Revoke a token by its id (the part after `mtasts_`, as `list` shows it).
+    Revoke {
+        /// The token id.
+        id: String,
+    },
 }
 
 fn now() -> time::OffsetDateTime {
@@ -176,15 +207,20 @@ pub(crate) fn service_host(given: Option<&String>) -> anyhow::Result<Option<Doma
         .transpose()
 }
 
-fn service(args: &DomainArgs) -> anyhow::Result<Service> {
-    let cname_target = service_host(args.service_host.as_ref())?;
+/// `--rua` as checked report URIs (RFC 8460 §3).
+pub(crate) fn report_uris(given: &[String]) -> anyhow::Result<Vec<String>> {
     let rua: Vec<String> =
-        args.rua.iter().map(|s| s.trim().to_owned()).filter(|s| !s.is_empty()).collect();
+        given.iter().map(|s| s.trim().to_owned()).filter(|s| !s.is_empty()).collect();
     if !rua.is_empty() {
         mtasts_proto::TlsRptRecord::parse(&format!("v=TLSRPTv1; rua={}", rua.join(",")))
             .map_err(|e| anyhow::anyhow!("--rua: {e}"))?;
     }
-    Ok(Service { cname_target, rua })
+    Ok(rua)
+}
+
+fn service(args: &DomainArgs) -> anyhow::Result<Service> {
+    let cname_target = service_host(args.service_host.as_ref())?;
+    Ok(Service { cname_target, rua: report_uris(&args.rua)? })
 }
 
 /// Runs `mtasts domain`.
@@ -275,6 +311,7 @@ pub(crate) async fn run(args: DomainArgs) -> anyhow::Result<u8> {
         DomainCommand::Cert { domain, chain, key } => {
             return cert(&hosting, &domain, &chain, &key).await;
         }
+        DomainCommand::Token(command) => return token(&hosting, command, json).await,
     };
     match result {
         Ok(done) => {
@@ -510,6 +547,80 @@ fn print_status(out: &mut impl std::io::Write, s: &Status) -> anyhow::Result<()>
         )?;
     }
     Ok(())
+}
+
+async fn token(hosting: &HostingStore, command: TokenCommand, json: bool) -> anyhow::Result<u8> {
+    let mut out = std::io::stdout().lock();
+    match command {
+        TokenCommand::Create { tenant, operator: _, label } => {
+            if let Some(t) = &tenant
+                && (t.trim().is_empty() || t.len() > 64)
+            {
+                bail!("--tenant must be 1 to 64 characters");
+            }
+            let (row, secret) = mtasts_serve::tenants::issue(
+                hosting,
+                tenant.as_deref(),
+                &label,
+                now().unix_timestamp(),
+            )
+            .await?;
+            if json {
+                serde_json::to_writer_pretty(
+                    &mut out,
+                    &serde_json::json!({"token": secret, "row": row}),
+                )?;
+                writeln!(out)?;
+            } else {
+                writeln!(out, "{secret}")?;
+                eprintln!(
+                    "token {} for {} ({}): shown this once; stored only as a hash. Use it as `Authorization: Bearer …`.",
+                    row.id,
+                    row.tenant
+                        .as_deref()
+                        .map_or("every tenant (operator)".to_owned(), |t| format!("tenant {t}")),
+                    row.label
+                );
+            }
+            Ok(0)
+        }
+        TokenCommand::List { tenant } => {
+            let rows = hosting.tokens(tenant.as_deref()).await?;
+            if json {
+                serde_json::to_writer_pretty(&mut out, &rows)?;
+                writeln!(out)?;
+                return Ok(0);
+            }
+            writeln!(
+                out,
+                "{:<16}  {:<16} {:<24} {:<25} revoked",
+                "id", "tenant", "label", "created"
+            )?;
+            for r in rows {
+                writeln!(
+                    out,
+                    "{:<16}  {:<16} {:<24} {:<25} {}",
+                    r.id,
+                    r.tenant.as_deref().unwrap_or("(operator)"),
+                    r.label,
+                    utc(r.created_at),
+                    r.revoked_at.map(utc).unwrap_or_else(|| "-".into())
+                )?;
+            }
+            Ok(0)
+        }
+        TokenCommand::Revoke { id } => {
+            let id = id.trim().trim_start_matches("mtasts_");
+            let id = id.split('_').next().unwrap_or(id);
+            if hosting.revoke_token(id, now().unix_timestamp()).await? {
+                eprintln!("token {id} revoked: every request with it is refused from now on");
+                Ok(0)
+            } else {
+                eprintln!("mtasts domain token revoke: no token {id}, or it was revoked already");
+                Ok(1)
+            }
+        }
+    }
 }
 
 async fn list(hosting: &HostingStore, tenant: Option<&str>, json: bool) -> anyhow::Result<u8> {

@@ -45,6 +45,15 @@ pub(crate) struct ServeArgs {
     /// certificates, database up).
     #[arg(long, env = "MTASTS_SERVE_METRICS")]
     metrics_listen: Option<SocketAddr>,
+    /// Serve the REST API (the `mtasts domain` operations, JSON, bearer tokens from
+    /// `mtasts domain token create`; description at /api/v1/openapi.json) on plain HTTP at
+    /// ADDR: keep it on loopback or behind a TLS proxy.
+    #[arg(long, env = "MTASTS_SERVE_API")]
+    api_listen: Option<SocketAddr>,
+    /// For the API's `add`: the service host name and report address printed in the records
+    /// (as `mtasts domain --rua`).
+    #[arg(long, env = "MTASTS_REPORT_URI", value_delimiter = ',')]
+    rua: Vec<String>,
     #[command(flatten)]
     acme: AcmeArgs,
     #[command(flatten)]
@@ -228,6 +237,28 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<u8> {
         "mtasts serve starting"
     );
     let instance = Instance::new();
+    if let Some(addr) = args.api_listen {
+        let config = args.net.config()?;
+        let checker = mtasts_check::Checker::new(
+            &config,
+            mtasts_check::CheckOptions { dane: false, ..mtasts_check::CheckOptions::default() },
+        )
+        .context("cannot set up DNS and TLS")?;
+        let mut service = args.acme.service()?;
+        service.rua = crate::domain::report_uris(&args.rua)?;
+        let manager = mtasts_serve::domains::Manager::new(store.clone(), Some(checker), service);
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("cannot listen on {addr} (--api-listen)"))?;
+        tracing::info!(api = %addr, "REST API listening (plain HTTP)");
+        tokio::spawn(mtasts_reports::http::serve(
+            listener,
+            None,
+            mtasts_serve::api::router(manager),
+            options.connections,
+            std::future::pending(),
+        ));
+    }
     if let Some(options) = acme_options {
         let config = args.net.config()?;
         let dns: Arc<dyn mtasts_net::DnsClient> = Arc::new(

@@ -8,12 +8,15 @@
 //! - [`catalog`]: what an instance serves, reloaded from the database, certificates by SNI;
 //! - [`http`]: the routes (the policy over HTTPS, ACME challenges and a page on port 80);
 //! - [`server`]: one `serve` instance: listeners, reloads, shutdown;
-//! - [`acme`]: certificates by ACME (RFC 8555), one instance ordering at a time.
+//! - [`acme`]: certificates by ACME (RFC 8555), one instance ordering at a time;
+//! - [`api`]: the REST API, each request acting for its token's tenant ([`tenants`]).
 #![warn(missing_docs)]
 
 pub mod acme;
+pub mod api;
 pub mod catalog;
 pub mod domains;
 pub mod http;
 pub mod lifecycle;
 pub mod server;
+pub mod tenants;

@@ -165,6 +165,24 @@ pub struct AcmeStatus {
     pub next_attempt: i64,
 }
 
+/// An API token as stored (migration `hosting/0004`): never the secret, only its SHA-256.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct ApiToken {
+    /// The public part, which finds the row.
+    pub id: String,
+    /// The tenant it acts for; `None`: an operator token.
+    pub tenant: Option<String>,
+    /// SHA-256 of the secret, hex.
+    #[serde(skip)]
+    pub secret_sha256: String,
+    /// What it is for (kept in the policy history of changes made with it).
+    pub label: String,
+    /// When made, unix seconds.
+    pub created_at: i64,
+    /// When revoked, unix seconds.
+    pub revoked_at: Option<i64>,
+}
+
 /// A value that changes whenever a hosted domain or certificate is added, changed or removed:
 /// `serve` polls it and reloads only then (cheap on thousands of domains).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -662,6 +680,76 @@ impl HostingStore {
                     next_attempt,
                 })
                 .collect())
+        })
+    }
+
+    /// Stores a new API token.
+    pub async fn put_token(&self, token: &ApiToken) -> Result<(), HostingError> {
+        const Q: &str = "INSERT INTO api_tokens (id, tenant, secret_sha256, label, created_at, \
+             revoked_at) VALUES ($1, $2, $3, $4, $5, $6)";
+        on_pool!(self, |pool| {
+            sqlx::query(Q)
+                .bind(&token.id)
+                .bind(&token.tenant)
+                .bind(&token.secret_sha256)
+                .bind(&token.label)
+                .bind(token.created_at)
+                .bind(token.revoked_at)
+                .execute(pool)
+                .await
+                .map_err(|e| self.err(e))?;
+            Ok(())
+        })
+    }
+
+    /// The token `id`, revoked or not.
+    pub async fn token(&self, id: &str) -> Result<Option<ApiToken>, HostingError> {
+        Ok(self.tokens_where(Some(id), None).await?.pop())
+    }
+
+    /// Every token, or those of `tenant`.
+    pub async fn tokens(&self, tenant: Option<&str>) -> Result<Vec<ApiToken>, HostingError> {
+        self.tokens_where(None, tenant).await
+    }
+
+    async fn tokens_where(
+        &self,
+        id: Option<&str>,
+        tenant: Option<&str>,
+    ) -> Result<Vec<ApiToken>, HostingError> {
+        const Q: &str = "SELECT id, tenant, secret_sha256, label, created_at, revoked_at \
+             FROM api_tokens WHERE ($1 IS NULL OR id = $1) AND ($2 IS NULL OR tenant = $2) \
+             ORDER BY created_at, id";
+        type Tuple = (String, Option<String>, String, String, i64, Option<i64>);
+        on_pool!(self, |pool| {
+            let rows: Vec<Tuple> = sqlx::query_as(Q)
+                .bind(id)
+                .bind(tenant)
+                .fetch_all(pool)
+                .await
+                .map_err(|e| self.err(e))?;
+            Ok(rows
+                .into_iter()
+                .map(|(id, tenant, secret_sha256, label, created_at, revoked_at)| ApiToken {
+                    id,
+                    tenant,
+                    secret_sha256,
+                    label,
+                    created_at,
+                    revoked_at,
+                })
+                .collect())
+        })
+    }
+
+    /// Revokes the token `id` at `now`; false if there is no such token (or it was revoked).
+    pub async fn revoke_token(&self, id: &str, now: i64) -> Result<bool, HostingError> {
+        const Q: &str =
+            "UPDATE api_tokens SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL";
+        on_pool!(self, |pool| {
+            let done =
+                sqlx::query(Q).bind(id).bind(now).execute(pool).await.map_err(|e| self.err(e))?;
+            Ok(done.rows_affected() == 1)
         })
     }
 }

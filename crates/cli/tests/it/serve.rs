@@ -151,7 +151,9 @@ async fn a_hosted_domain_end_to_end() {
     // Killed and started again: serves the same.
     serve.kill().unwrap();
     serve.wait().unwrap();
-    let mut serve = site.serve();
+    let api_port = free_port();
+    let api_addr = format!("127.0.0.1:{api_port}");
+    let mut serve = site.serve_with(&["--api-listen", &api_addr]);
     let out = site.run(&["domain", "show", "shop.test", "--json"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     let show: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
@@ -165,6 +167,33 @@ async fn a_hosted_domain_end_to_end() {
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let report = report["domains"][0].clone();
     assert_eq!(report["policy"]["max_age"], 172_800, "{report:#}");
+
+    // API tokens from the CLI: printed once, listed without the secret, revocable; the token
+    // works against `serve --api-listen` until revoked.
+    let out =
+        site.run(&["domain", "token", "create", "--tenant", "default", "--label", "ci", "--json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let made: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let token = made["token"].as_str().unwrap().to_owned();
+    let id = made["row"]["id"].as_str().unwrap().to_owned();
+    let out = site.run(&["domain", "token", "list", "--json"]);
+    let listed = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(listed.contains(&id) && !listed.contains(&token[24..]), "{listed}");
+    let api = reqwest::Client::builder()
+        .tls_backend_preconfigured(mtasts_testkit::ca::client_config(site.world.ca().root_store()))
+        .build()
+        .unwrap();
+    let url = format!("http://{api_addr}/api/v1/domains/shop.test");
+    let r = api.get(&url).bearer_auth(&token).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    let shown: serde_json::Value = serde_json::from_str(&r.text().await.unwrap()).unwrap();
+    assert_eq!(shown["domain"]["max_age"], 172_800);
+    let out = site.run(&["domain", "token", "revoke", &id]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let out = site.run(&["domain", "token", "revoke", &id]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let r = api.get(&url).bearer_auth(&token).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 401);
 
     // Bad input: an IP literal, a domain not hosted.
     let out = site.run(&["domain", "add", "192.0.2.1"]);

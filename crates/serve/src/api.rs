@@ -1,0 +1,380 @@
+//! The REST API of `mtasts serve` (`--api-listen`): the `mtasts domain` operations for
+//! programs, each request acting for the tenant of its bearer token ([`crate::tenants`]).
+//!
+//! | method and path | does |
+//! |---|---|
+//! | `GET /api/v1/openapi.json` | this API's OpenAPI 3.1 description (no token needed) |
+//! | `GET /api/v1/domains` | the caller's domains |
+//! | `POST /api/v1/domains` | `add`: `{"domain", "mx"?, "tenant"? (operator tokens only)}` → 201 |
+//! | `GET /api/v1/domains/{domain}` | `show`, `?live=true` compares with the DNS |
+//! | `PATCH /api/v1/domains/{domain}` | `set`: `{"mx"?, "mode"?, "max_age"?, "policy_text"?, "reason"?, "force"?}` |
+//! | `POST /api/v1/domains/{domain}/promote` | `promote`: `{"force"?}` |
+//! | `POST /api/v1/domains/{domain}/retire` | `retire`: `{"reason"?}` |
+//!
+//! Answers are JSON. Errors are `{"error": "…"}` in an administrator's words; a refused
+//! promotion is 409 `{"error", "refused": [reasons]}`. 401 without a valid token; another
+//! tenant's domain is 404, exactly as a domain not hosted at all. Bodies are capped at
+//! [`MAX_BODY`] (413 beyond), unknown fields are refused (400, naming the field), so a typo
+//! is not silently ignored.
+
+// The handlers' helpers return the finished error `Response` to send; it is sent at once, not
+// carried around, so its size does not matter.
+#![allow(clippy::result_large_err)]
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{DefaultBodyLimit, Path, Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use mtasts_proto::Mode;
+use mtasts_store::hosting::HostingError;
+use serde::Deserialize;
+use serde_json::json;
+use time::OffsetDateTime;
+
+use crate::domains::{Change, DomainError, Manager};
+use crate::lifecycle::hosted_name;
+use crate::tenants::{AuthError, Caller, Scope, authenticate};
+
+/// The largest request body accepted.
+pub const MAX_BODY: usize = 64 * 1024;
+/// The most `mx` entries a request may give.
+const MAX_MX: usize = 100;
+
+/// The OpenAPI description, served at `/api/v1/openapi.json`.
+pub const OPENAPI: &str = include_str!("openapi.json");
+
+struct ApiState {
+    manager: Manager,
+}
+
+/// The API routes over `manager` (its hosting store holds the tokens).
+pub fn router(manager: Manager) -> Router {
+    Router::new()
+        .route("/api/v1/openapi.json", get(openapi))
+        .route("/api/v1/domains", get(list).post(add))
+        .route("/api/v1/domains/{domain}", get(show).patch(set))
+        .route("/api/v1/domains/{domain}/promote", post(promote))
+        .route("/api/v1/domains/{domain}/retire", post(retire))
+        .fallback(|| async {
+            error(StatusCode::NOT_FOUND, "no such API path; see /api/v1/openapi.json")
+        })
+        .layer(DefaultBodyLimit::max(MAX_BODY))
+        .with_state(Arc::new(ApiState { manager }))
+}
+
+fn error(status: StatusCode, message: impl std::fmt::Display) -> Response {
+    (status, axum::Json(json!({ "error": message.to_string() }))).into_response()
+}
+
+fn now() -> OffsetDateTime {
+    OffsetDateTime::now_utc()
+}
+
+async fn openapi() -> Response {
+    ([(header::CONTENT_TYPE, "application/json")], OPENAPI).into_response()
+}
+
+async fn caller(state: &ApiState, headers: &HeaderMap) -> Result<Caller, Response> {
+    let bearer = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    let result = match bearer {
+        Some(b) => authenticate(state.manager.hosting(), b).await,
+        None => Err(AuthError::Missing),
+    };
+    result.map_err(|e| match e {
+        AuthError::Store(e) => {
+            tracing::warn!(error = %e, "API: the database is unavailable");
+            error(StatusCode::SERVICE_UNAVAILABLE, "the hosting database is unavailable")
+        }
+        e => {
+            let mut r = error(StatusCode::UNAUTHORIZED, &e);
+            r.headers_mut()
+                .insert(header::WWW_AUTHENTICATE, header::HeaderValue::from_static("Bearer"));
+            r
+        }
+    })
+}
+
+/// 404 unless the caller's scope owns `domain` (another tenant's domain looks absent).
+async fn owned(state: &ApiState, caller: &Caller, domain: &str) -> Result<(), Response> {
+    let name = hosted_name(domain).map_err(|e| error(StatusCode::UNPROCESSABLE_ENTITY, e))?;
+    let found = state.manager.hosting().get(name.as_str()).await.map_err(store_error)?;
+    match found {
+        Some(d) if caller.scope.allows(&d.tenant) => Ok(()),
+        _ => Err(error(StatusCode::NOT_FOUND, format!("{name} is not hosted here"))),
+    }
+}
+
+fn store_error(e: HostingError) -> Response {
+    match e {
+        HostingError::NotHosted { .. } => error(StatusCode::NOT_FOUND, e),
+        HostingError::AlreadyHosted { domain, .. } => {
+            // Not the owning tenant's name: a tenant must not learn another's.
+            error(StatusCode::CONFLICT, format!("{domain} is hosted already"))
+        }
+        HostingError::Stale { .. } => error(StatusCode::CONFLICT, e),
+        e => {
+            tracing::warn!(error = %e, "API: the database failed");
+            error(StatusCode::SERVICE_UNAVAILABLE, "the hosting database is unavailable")
+        }
+    }
+}
+
+fn domain_error(e: DomainError) -> Response {
+    match e {
+        DomainError::Store(e) => store_error(e),
+        DomainError::Refused { domain, reasons } => (
+            StatusCode::CONFLICT,
+            axum::Json(json!({
+                "error": format!("{domain}: refused (\"force\": true overrides)"),
+                "refused": reasons,
+            })),
+        )
+            .into_response(),
+        e @ DomainError::NoChange { .. } => error(StatusCode::CONFLICT, e),
+        e @ (DomainError::DnsDown(_) | DomainError::Reports(_)) => {
+            error(StatusCode::SERVICE_UNAVAILABLE, e)
+        }
+        e => error(StatusCode::UNPROCESSABLE_ENTITY, e),
+    }
+}
+
+fn body<T>(parsed: Result<axum::Json<T>, JsonRejection>) -> Result<T, Response> {
+    parsed.map(|axum::Json(v)| v).map_err(|r| error(r.status(), r.body_text()))
+}
+
+fn json_ok(status: StatusCode, value: &impl serde::Serialize) -> Response {
+    (status, axum::Json(value)).into_response()
+}
+
+fn check_mx(mx: Option<&Vec<String>>) -> Result<(), Response> {
+    match mx {
+        Some(m) if m.len() > MAX_MX => Err(error(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            format!("\"mx\": at most {MAX_MX} hosts, got {}", m.len()),
+        )),
+        _ => Ok(()),
+    }
+}
+
+async fn list(State(state): State<Arc<ApiState>>, headers: HeaderMap) -> Response {
+    let caller = match caller(&state, &headers).await {
+        Ok(c) => c,
+        Err(r) => return r,
+    };
+    let tenant = match &caller.scope {
+        Scope::Operator => None,
+        Scope::Tenant(t) => Some(t.as_str()),
+    };
+    match state.manager.hosting().list(tenant).await {
+        Ok(domains) => json_ok(StatusCode::OK, &json!({ "domains": domains })),
+        Err(e) => store_error(e),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AddBody {
+    domain: String,
+    #[serde(default)]
+    mx: Option<Vec<String>>,
+    #[serde(default)]
+    tenant: Option<String>,
+}
+
+async fn add(
+    State(state): State<Arc<ApiState>>,
+    headers: HeaderMap,
+    parsed: Result<axum::Json<AddBody>, JsonRejection>,
+) -> Response {
+    let caller = match caller(&state, &headers).await {
+        Ok(c) => c,
+        Err(r) => return r,
+    };
+    let b = match body(parsed) {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
+    if let Err(r) = check_mx(b.mx.as_ref()) {
+        return r;
+    }
+    let tenant = match (&caller.scope, b.tenant) {
+        (Scope::Tenant(t), None) => t.clone(),
+        (Scope::Tenant(t), Some(asked)) if &asked == t => asked,
+        (Scope::Tenant(_), Some(_)) => {
+            return error(
+                StatusCode::FORBIDDEN,
+                "\"tenant\": this token acts for its own tenant only",
+            );
+        }
+        (Scope::Operator, Some(t)) if !t.trim().is_empty() && t.len() <= 64 => t,
+        (Scope::Operator, _) => {
+            return error(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "\"tenant\": an operator token must say which tenant (1 to 64 characters)",
+            );
+        }
+    };
+    match state.manager.add(&b.domain, &tenant, &caller.author(), b.mx, now()).await {
+        Ok(p) => json_ok(StatusCode::CREATED, &p),
+        Err(e) => domain_error(e),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct ShowQuery {
+    #[serde(default)]
+    live: bool,
+}
+
+async fn show(
+    State(state): State<Arc<ApiState>>,
+    headers: HeaderMap,
+    Path(domain): Path<String>,
+    query: Result<Query<ShowQuery>, axum::extract::rejection::QueryRejection>,
+) -> Response {
+    let caller = match caller(&state, &headers).await {
+        Ok(c) => c,
+        Err(r) => return r,
+    };
+    if let Err(r) = owned(&state, &caller, &domain).await {
+        return r;
+    }
+    let live = match query {
+        Ok(Query(q)) => q.live,
+        Err(e) => return error(StatusCode::BAD_REQUEST, e.body_text()),
+    };
+    match state.manager.status(&domain, live, now()).await {
+        Ok(s) => json_ok(StatusCode::OK, &s),
+        Err(e) => domain_error(e),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SetBody {
+    #[serde(default)]
+    mx: Option<Vec<String>>,
+    #[serde(default)]
+    mode: Option<String>,
+    #[serde(default)]
+    max_age: Option<u32>,
+    #[serde(default)]
+    policy_text: Option<String>,
+    #[serde(default)]
+    reason: Option<String>,
+    #[serde(default)]
+    force: bool,
+}
+
+async fn set(
+    State(state): State<Arc<ApiState>>,
+    headers: HeaderMap,
+    Path(domain): Path<String>,
+    parsed: Result<axum::Json<SetBody>, JsonRejection>,
+) -> Response {
+    let caller = match caller(&state, &headers).await {
+        Ok(c) => c,
+        Err(r) => return r,
+    };
+    if let Err(r) = owned(&state, &caller, &domain).await {
+        return r;
+    }
+    let b = match body(parsed) {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
+    if let Err(r) = check_mx(b.mx.as_ref()) {
+        return r;
+    }
+    let mode = match b.mode.as_deref().map(str::trim) {
+        None => None,
+        Some(m) => match m.parse::<Mode>() {
+            Ok(m) => Some(m),
+            Err(_) => {
+                return error(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    format!("\"mode\": {m:?} is not testing, enforce or none"),
+                );
+            }
+        },
+    };
+    let change =
+        Change { mx: b.mx, mode, max_age: b.max_age, policy_text: b.policy_text, reason: b.reason };
+    match state.manager.set(&domain, &change, &caller.author(), b.force, now()).await {
+        Ok(p) => json_ok(StatusCode::OK, &p),
+        Err(e) => domain_error(e),
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PromoteBody {
+    #[serde(default)]
+    force: bool,
+}
+
+async fn promote(
+    State(state): State<Arc<ApiState>>,
+    headers: HeaderMap,
+    Path(domain): Path<String>,
+    parsed: Result<axum::Json<PromoteBody>, JsonRejection>,
+) -> Response {
+    let caller = match caller(&state, &headers).await {
+        Ok(c) => c,
+        Err(r) => return r,
+    };
+    if let Err(r) = owned(&state, &caller, &domain).await {
+        return r;
+    }
+    let b = match parsed {
+        Err(JsonRejection::MissingJsonContentType(_)) => PromoteBody::default(),
+        other => match body(other) {
+            Ok(b) => b,
+            Err(r) => return r,
+        },
+    };
+    match state.manager.promote(&domain, &caller.author(), b.force, now()).await {
+        Ok(p) => json_ok(StatusCode::OK, &p),
+        Err(e) => domain_error(e),
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RetireBody {
+    #[serde(default)]
+    reason: Option<String>,
+}
+
+async fn retire(
+    State(state): State<Arc<ApiState>>,
+    headers: HeaderMap,
+    Path(domain): Path<String>,
+    parsed: Result<axum::Json<RetireBody>, JsonRejection>,
+) -> Response {
+    let caller = match caller(&state, &headers).await {
+        Ok(c) => c,
+        Err(r) => return r,
+    };
+    if let Err(r) = owned(&state, &caller, &domain).await {
+        return r;
+    }
+    let b = match parsed {
+        Err(JsonRejection::MissingJsonContentType(_)) => RetireBody::default(),
+        other => match body(other) {
+            Ok(b) => b,
+            Err(r) => return r,
+        },
+    };
+    match state.manager.retire(&domain, &caller.author(), b.reason.as_deref(), now()).await {
+        Ok(p) => json_ok(StatusCode::OK, &p),
+        Err(e) => domain_error(e),
+    }
+}
