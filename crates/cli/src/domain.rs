@@ -532,6 +532,35 @@ fn print_status(out: &mut impl std::io::Write, s: &Status) -> anyhow::Result<()>
             writeln!(out, "  ✗ {p}")?;
         }
     }
+    match s.checked_at {
+        None => writeln!(
+            out,
+            "\nMonitoring: not checked yet (mtasts serve checks every domain every --monitor-every)"
+        )?,
+        Some(t) if s.problems.is_empty() => {
+            writeln!(out, "\nMonitoring: no problems at the last check, {}", utc(t))?;
+        }
+        Some(t) => {
+            writeln!(
+                out,
+                "\nMonitoring: {} problem(s) at the last check, {}:",
+                s.problems.len(),
+                utc(t)
+            )?;
+            for p in &s.problems {
+                let subject =
+                    if p.subject.is_empty() { String::new() } else { format!("{}: ", p.subject) };
+                writeln!(
+                    out,
+                    "  {} {subject}{} [{}] (since {})",
+                    p.severity.to_uppercase(),
+                    p.message,
+                    p.code,
+                    utc(p.first_seen)
+                )?;
+            }
+        }
+    }
     writeln!(out, "\nHistory:")?;
     for v in &s.history {
         writeln!(

@@ -54,6 +54,18 @@ pub(crate) struct ServeArgs {
     /// (as `mtasts domain --rua`).
     #[arg(long, env = "MTASTS_REPORT_URI", value_delimiter = ',')]
     rua: Vec<String>,
+    /// Seconds between monitoring rounds: every hosted domain checked as `mtasts check` does
+    /// (MX drift, MX and policy-host certificates, STARTTLS, the TXT, CNAME and TLS-RPT
+    /// records); problems are stored (`mtasts domain show`), alerted once when they appear
+    /// and when they go away, and counted in the metrics. One instance monitors at a time.
+    /// 0 turns monitoring off.
+    #[arg(long, env = "MTASTS_MONITOR_EVERY", default_value_t = 21_600)]
+    monitor_every: u64,
+    /// POST monitoring alerts as JSON (`{"alerts": [{"kind": "domain-problem" |
+    /// "domain-problem-resolved", "domain", "code", "subject", "severity", "message", …}]}`)
+    /// to this URL.
+    #[arg(long, env = "MTASTS_ALERT_WEBHOOK")]
+    alert_webhook: Option<String>,
     #[command(flatten)]
     acme: AcmeArgs,
     #[command(flatten)]
@@ -237,7 +249,7 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<u8> {
         "mtasts serve starting"
     );
     let instance = Instance::new();
-    if let Some(addr) = args.api_listen {
+    let manager = if args.api_listen.is_some() || args.monitor_every > 0 {
         let config = args.net.config()?;
         let checker = mtasts_check::Checker::new(
             &config,
@@ -246,7 +258,39 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<u8> {
         .context("cannot set up DNS and TLS")?;
         let mut service = args.acme.service()?;
         service.rua = crate::domain::report_uris(&args.rua)?;
-        let manager = mtasts_serve::domains::Manager::new(store.clone(), Some(checker), service);
+        Some(mtasts_serve::domains::Manager::new(store.clone(), Some(checker), service))
+    } else {
+        None
+    };
+    if let Some(manager) = &manager
+        && args.monitor_every > 0
+    {
+        let webhook = match &args.alert_webhook {
+            Some(url) => {
+                anyhow::ensure!(
+                    url.starts_with("https://") || url.starts_with("http://"),
+                    "--alert-webhook {url:?} is not an http(s) URL"
+                );
+                let roots = args.net.config()?.trust.load()?;
+                let client = reqwest::Client::builder()
+                    .tls_backend_preconfigured(mtasts_net::tls::strict_client_config(roots))
+                    .timeout(Duration::from_secs(10))
+                    .build()
+                    .context("cannot set up the alert webhook client")?;
+                Some(mtasts_reports::alert::Webhook::new(url.clone(), client))
+            }
+            None => None,
+        };
+        let options = mtasts_serve::monitor::MonitorOptions {
+            every: Duration::from_secs(args.monitor_every),
+            ..Default::default()
+        };
+        let monitor =
+            mtasts_serve::monitor::Monitor::new(manager.clone(), options, webhook, holder());
+        tracing::info!(every_s = args.monitor_every, "monitoring the hosted domains");
+        tokio::spawn(Arc::new(monitor).run(std::future::pending()));
+    }
+    if let (Some(addr), Some(manager)) = (args.api_listen, manager) {
         let listener = tokio::net::TcpListener::bind(addr)
             .await
             .with_context(|| format!("cannot listen on {addr} (--api-listen)"))?;
@@ -265,9 +309,9 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<u8> {
             mtasts_net::HickoryDns::new(&config.dns_servers, config.timeouts.dns)
                 .context("cannot set up DNS")?,
         );
-        if http.is_none() {
+        if http.is_none() && options.challenge == ChallengeKind::Http01 {
             bail!(
-                "--acme-directory needs --listen-http: the CA validates over plain HTTP (HTTP-01)"
+                "--acme-directory with HTTP-01 needs --listen-http: the CA validates over plain HTTP on port 80 (or use --acme-challenge tls-alpn-01)"
             );
         }
         tracing::info!(directory = %options.directory, every_s = options.every.as_secs(), "ordering certificates by ACME");

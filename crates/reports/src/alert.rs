@@ -138,6 +138,11 @@ impl Webhook {
 
     /// Posts `alerts`; an error says why in words (the caller logs it).
     pub async fn send(&self, alerts: &[Alert]) -> Result<(), String> {
+        self.send_json(alerts).await
+    }
+
+    /// Posts `{"alerts": [...]}` of any alert type (`serve`'s monitoring posts its own).
+    pub async fn send_json<T: Serialize>(&self, alerts: &[T]) -> Result<(), String> {
         if alerts.is_empty() {
             return Ok(());
         }

@@ -12,7 +12,7 @@ use mtasts_proto::generate::{STARTER_MAX_AGE, amended_policy, policy_for};
 use mtasts_proto::{DomainName, GenerateError, MaxAge, Mode, MxSet, Policy};
 use mtasts_reports::readiness::{Criteria, Evidence, judge};
 use mtasts_store::hosting::{
-    AcmeStatus, HostedDomain, HostingError, HostingStore, NewVersion, VersionRow,
+    AcmeStatus, DomainProblem, HostedDomain, HostingError, HostingStore, NewVersion, VersionRow,
 };
 use mtasts_store::reports::{ReportStore, ReportStoreError};
 use serde::Serialize;
@@ -158,6 +158,10 @@ pub struct Status {
     pub certificate: Option<CertificateInfo>,
     /// The last ACME attempt, if any.
     pub acme: Option<AcmeStatus>,
+    /// What monitoring found wrong at its last check.
+    pub problems: Vec<DomainProblem>,
+    /// When monitoring last checked it, unix seconds.
+    pub checked_at: Option<i64>,
 }
 
 /// A stored certificate, without its key.
@@ -182,8 +186,31 @@ pub struct LiveDns {
     pub mx: Vec<String>,
     /// MX hosts the current policy does not cover.
     pub uncovered_mx: Vec<String>,
-    /// Problems, in words.
-    pub problems: Vec<String>,
+    /// What is wrong, each with its code.
+    pub problems: Vec<LiveProblem>,
+}
+
+/// One thing wrong between the hosting and the live DNS.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct LiveProblem {
+    /// `hosting-cname` (the delegation), `hosting-txt` (the `_mta-sts` record missing or
+    /// invalid), `hosting-txt-id-stale` (it announces another id), `hosting-mx-drift` (a live
+    /// MX host the policy does not cover), `hosting-dns-error` (a lookup failed).
+    pub code: &'static str,
+    /// What MX host or name it is about, or empty.
+    pub subject: String,
+    /// In words.
+    pub message: String,
+}
+
+impl std::fmt::Display for LiveProblem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+fn live(code: &'static str, subject: impl Into<String>, message: String) -> LiveProblem {
+    LiveProblem { code, subject: subject.into(), message }
 }
 
 /// The hosted domains and what deciding about them needs.
@@ -226,6 +253,11 @@ impl Manager {
     /// The hosting store.
     pub fn hosting(&self) -> &HostingStore {
         &self.hosting
+    }
+
+    /// The checker, when the manager has network access.
+    pub fn checker(&self) -> Option<&Checker> {
+        self.checker.as_ref()
     }
 
     /// The service's own records.
@@ -615,10 +647,14 @@ impl Manager {
             not_after: c.not_after,
         });
         let acme = self.hosting.acme_status(&d.domain).await?;
+        let problems = self.hosting.problems(Some(&d.domain)).await?;
+        let checked_at = self.hosting.checked_at(&d.domain).await?;
         let published = self.published(d, Vec::new())?;
         Ok(Status {
             certificate,
             acme,
+            problems,
+            checked_at,
             retirement: retirement(
                 published.domain.retired_at,
                 published.domain.longest_max_age,
@@ -631,7 +667,13 @@ impl Manager {
         })
     }
 
-    async fn live_dns(&self, checker: &Checker, domain: &DomainName, d: &HostedDomain) -> LiveDns {
+    /// What DNS publishes now for `d`, compared with what is hosted.
+    pub(crate) async fn live_dns(
+        &self,
+        checker: &Checker,
+        domain: &DomainName,
+        d: &HostedDomain,
+    ) -> LiveDns {
         let dns = checker.gatherer().dns();
         let host = domain.policy_host();
         let txt_name = domain.mta_sts_txt_name();
@@ -642,7 +684,7 @@ impl Manager {
             Ok(c) => c.map(|c| c.trim_end_matches('.').to_ascii_lowercase()),
             Err(e) => {
                 if !e.is_not_found() {
-                    problems.push(e.to_string());
+                    problems.push(live("hosting-dns-error", host.clone(), e.to_string()));
                 }
                 None
             }
@@ -650,34 +692,45 @@ impl Manager {
         if let Some(target) = &self.service.cname_target
             && cname.as_deref() != Some(target.as_str())
         {
-            problems.push(match &cname {
-                Some(other) => format!("{host} is a CNAME for {other}, not {target}"),
-                None => format!("{host} is not a CNAME for {target}: publish {}", {
-                    let id = mtasts_proto::PolicyId::new(&d.policy_id);
-                    id.map(|id| records(domain, &id, &self.service).cname.unwrap_or_default())
-                        .unwrap_or_default()
-                }),
-            });
+            problems.push(live(
+                "hosting-cname",
+                host.clone(),
+                match &cname {
+                    Some(other) => format!("{host} is a CNAME for {other}, not {target}"),
+                    None => format!("{host} is not a CNAME for {target}: publish {}", {
+                        let id = mtasts_proto::PolicyId::new(&d.policy_id);
+                        id.map(|id| records(domain, &id, &self.service).cname.unwrap_or_default())
+                            .unwrap_or_default()
+                    }),
+                },
+            ));
         }
         let announced_id = match txt {
             Ok(answer) => match mtasts_proto::select_sts_record(&answer.records) {
                 Ok(found) => Some(found.record.value.id().as_str().to_owned()),
                 Err(e) => {
-                    problems.push(format!("{}: {e}", domain.mta_sts_txt_name()));
+                    let name = domain.mta_sts_txt_name();
+                    problems.push(live("hosting-txt", name.clone(), format!("{name}: {e}")));
                     None
                 }
             },
             Err(e) => {
-                problems.push(format!("{}: {e}", domain.mta_sts_txt_name()));
+                let name = domain.mta_sts_txt_name();
+                let code = if e.is_not_found() { "hosting-txt" } else { "hosting-dns-error" };
+                problems.push(live(code, name.clone(), format!("{name}: {e}")));
                 None
             }
         };
         if let Some(id) = &announced_id
             && *id != d.policy_id
         {
-            problems.push(format!(
-                "the TXT record announces id {id}, not the current {}: senders keep the previous policy until it is updated",
-                d.policy_id
+            problems.push(live(
+                "hosting-txt-id-stale",
+                domain.mta_sts_txt_name(),
+                format!(
+                    "the TXT record announces id {id}, not the current {}: senders keep the previous policy until it is updated",
+                    d.policy_id
+                ),
             ));
         }
         let (mx, uncovered_mx) = match mx {
@@ -687,14 +740,16 @@ impl Manager {
                     .map(|p| uncovered(&p.value, &set))
                     .unwrap_or_default();
                 for h in &uncovered {
-                    problems.push(format!(
-                        "MX drift: the live MX host {h} is not covered by the policy"
+                    problems.push(live(
+                        "hosting-mx-drift",
+                        h.clone(),
+                        format!("MX drift: the live MX host {h} is not covered by the policy"),
                     ));
                 }
                 (names, uncovered)
             }
             Err(e) => {
-                problems.push(e.to_string());
+                problems.push(live("hosting-dns-error", domain.as_str(), e.to_string()));
                 (Vec::new(), Vec::new())
             }
         };

@@ -9,6 +9,7 @@
 //! - [`http`]: the routes (the policy over HTTPS, ACME challenges and a page on port 80);
 //! - [`server`]: one `serve` instance: listeners, reloads, shutdown;
 //! - [`acme`]: certificates by ACME (RFC 8555), one instance ordering at a time;
+//! - [`monitor`]: every hosted domain re-checked periodically, problems stored and alerted;
 //! - [`api`]: the REST API, each request acting for its token's tenant ([`tenants`]).
 #![warn(missing_docs)]
 
@@ -18,5 +19,6 @@ pub mod catalog;
 pub mod domains;
 pub mod http;
 pub mod lifecycle;
+pub mod monitor;
 pub mod server;
 pub mod tenants;

@@ -183,6 +183,34 @@ pub struct ApiToken {
     pub revoked_at: Option<i64>,
 }
 
+/// A problem monitoring found with a hosted domain (migration `hosting/0005`).
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct DomainProblem {
+    /// The hosted domain.
+    pub domain: String,
+    /// The check's finding code, or a hosting code (`hosting-…`).
+    pub code: String,
+    /// What it is about (an MX host, the policy host), or empty.
+    pub subject: String,
+    /// `error` or `warning`.
+    pub severity: String,
+    /// In words.
+    pub message: String,
+    /// First seen, unix seconds.
+    pub first_seen: i64,
+    /// Last seen, unix seconds.
+    pub last_seen: i64,
+}
+
+/// What replacing a domain's problems changed.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ProblemChanges {
+    /// Problems not there at the previous check.
+    pub new: Vec<DomainProblem>,
+    /// Problems there at the previous check and gone now.
+    pub resolved: Vec<DomainProblem>,
+}
+
 /// A value that changes whenever a hosted domain or certificate is added, changed or removed:
 /// `serve` polls it and reloads only then (cheap on thousands of domains).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -751,5 +779,104 @@ impl HostingStore {
                 sqlx::query(Q).bind(id).bind(now).execute(pool).await.map_err(|e| self.err(e))?;
             Ok(done.rows_affected() == 1)
         })
+    }
+
+    /// The problems of `domain`, or of every domain.
+    pub async fn problems(&self, domain: Option<&str>) -> Result<Vec<DomainProblem>, HostingError> {
+        const Q: &str = "SELECT domain, code, subject, severity, message, first_seen, last_seen \
+             FROM domain_problems WHERE ($1 IS NULL OR domain = $1) ORDER BY domain, code, subject";
+        type Tuple = (String, String, String, String, String, i64, i64);
+        on_pool!(self, |pool| {
+            let rows: Vec<Tuple> =
+                sqlx::query_as(Q).bind(domain).fetch_all(pool).await.map_err(|e| self.err(e))?;
+            Ok(rows
+                .into_iter()
+                .map(|(domain, code, subject, severity, message, first_seen, last_seen)| {
+                    DomainProblem {
+                        domain,
+                        code,
+                        subject,
+                        severity,
+                        message,
+                        first_seen,
+                        last_seen,
+                    }
+                })
+                .collect())
+        })
+    }
+
+    /// When `domain` was last checked by monitoring.
+    pub async fn checked_at(&self, domain: &str) -> Result<Option<i64>, HostingError> {
+        const Q: &str = "SELECT checked_at FROM domain_checks WHERE domain = $1";
+        on_pool!(self, |pool| {
+            let row: Option<(i64,)> = sqlx::query_as(Q)
+                .bind(domain)
+                .fetch_optional(pool)
+                .await
+                .map_err(|e| self.err(e))?;
+            Ok(row.map(|(t,)| t))
+        })
+    }
+
+    /// Records the result of checking `domain` at `now`: `found` replaces its problems (a
+    /// problem seen before keeps its `first_seen`); returns what appeared and what went away.
+    /// Written by one monitor at a time (the caller holds the monitoring lease).
+    pub async fn replace_problems(
+        &self,
+        domain: &str,
+        found: &[DomainProblem],
+        now: i64,
+    ) -> Result<ProblemChanges, HostingError> {
+        const UPSERT: &str = "INSERT INTO domain_problems (domain, code, subject, severity, \
+             message, first_seen, last_seen) VALUES ($1, $2, $3, $4, $5, $6, $6) \
+             ON CONFLICT (domain, code, subject) DO UPDATE SET severity = excluded.severity, \
+             message = excluded.message, last_seen = excluded.last_seen";
+        const DELETE: &str =
+            "DELETE FROM domain_problems WHERE domain = $1 AND code = $2 AND subject = $3";
+        const CHECKED: &str = "INSERT INTO domain_checks (domain, checked_at) VALUES ($1, $2) \
+             ON CONFLICT (domain) DO UPDATE SET checked_at = excluded.checked_at";
+        let before = self.problems(Some(domain)).await?;
+        let key = |p: &DomainProblem| (p.code.clone(), p.subject.clone());
+        let mut changes = ProblemChanges::default();
+        for p in found {
+            if !before.iter().any(|b| key(b) == key(p)) {
+                changes.new.push(DomainProblem { first_seen: now, last_seen: now, ..p.clone() });
+            }
+        }
+        for b in &before {
+            if !found.iter().any(|p| key(p) == key(b)) {
+                changes.resolved.push(b.clone());
+            }
+        }
+        on_pool!(self, |pool| {
+            let e = |error| self.err(error);
+            let mut tx = pool.begin().await.map_err(e)?;
+            for p in found {
+                sqlx::query(UPSERT)
+                    .bind(domain)
+                    .bind(&p.code)
+                    .bind(&p.subject)
+                    .bind(&p.severity)
+                    .bind(&p.message)
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(e)?;
+            }
+            for r in &changes.resolved {
+                sqlx::query(DELETE)
+                    .bind(domain)
+                    .bind(&r.code)
+                    .bind(&r.subject)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(e)?;
+            }
+            sqlx::query(CHECKED).bind(domain).bind(now).execute(&mut *tx).await.map_err(e)?;
+            tx.commit().await.map_err(e)?;
+            Ok::<(), HostingError>(())
+        })?;
+        Ok(changes)
     }
 }

@@ -160,13 +160,33 @@ async fn a_hosted_domain_end_to_end() {
     assert_eq!(show["history"].as_array().unwrap().len(), 2);
     let problems = show["dns"]["problems"].as_array().unwrap();
     assert!(
-        problems.iter().any(|p| p.as_str().unwrap().contains("announces id")),
+        problems.iter().any(|p| p["code"] == "hosting-txt-id-stale"
+            && p["message"].as_str().unwrap().contains("announces id")),
         "the TXT record still has the first id: {problems:?}"
     );
     let out = site.run(&["check", "shop.test", "--format", "json", "--fetch-timeout", "3"]);
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let report = report["domains"][0].clone();
     assert_eq!(report["policy"]["max_age"], 172_800, "{report:#}");
+
+    // Monitoring (on by default) checked the domain when serve started: the stale TXT id is a
+    // stored problem, shown by `domain show`.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let show = loop {
+        let out = site.run(&["domain", "show", "shop.test", "--no-dns", "--json"]);
+        let show: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        if !show["checked_at"].is_null() {
+            break show;
+        }
+        assert!(Instant::now() < deadline, "monitoring never checked shop.test: {show:#}");
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let codes: Vec<&str> =
+        show["problems"].as_array().unwrap().iter().filter_map(|p| p["code"].as_str()).collect();
+    assert!(codes.contains(&"hosting-txt-id-stale"), "{show:#}");
+    let out = site.run(&["domain", "show", "shop.test", "--no-dns"]);
+    assert!(text(&out).contains("Monitoring: "), "{}", text(&out));
+    assert!(text(&out).contains("[hosting-txt-id-stale]"), "{}", text(&out));
 
     // API tokens from the CLI: printed once, listed without the secret, revocable; the token
     // works against `serve --api-listen` until revoked.

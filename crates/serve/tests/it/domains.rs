@@ -138,7 +138,8 @@ async fn add_set_and_retire(db: &TestDb) {
     assert_eq!(live.mx, ["mx1.shop.test", "mx2.shop.test"]);
     assert!(live.uncovered_mx.is_empty());
     assert!(
-        live.problems.iter().any(|p| p.contains("is not a CNAME for sts.provider.test")),
+        live.problems.iter().any(|p| p.code == "hosting-cname"
+            && p.message.contains("is not a CNAME for sts.provider.test")),
         "{:?}",
         live.problems
     );
@@ -149,7 +150,9 @@ async fn add_set_and_retire(db: &TestDb) {
     m.set("shop.test", &one, "bob", false, t0).await.unwrap();
     let live = m.status("shop.test", true, t0).await.unwrap().dns.unwrap();
     assert_eq!(live.uncovered_mx, ["mx2.shop.test"]);
-    assert!(live.problems.iter().any(|p| p.contains("MX drift: the live MX host mx2.shop.test")));
+    assert!(live.problems.iter().any(|p| p.code == "hosting-mx-drift"
+        && p.subject == "mx2.shop.test"
+        && p.message.contains("MX drift: the live MX host mx2.shop.test")));
 
     // retire: mode none, a new id; served until the longest max_age has passed.
     let r = m.retire("shop.test", "alice", None, t0).await.unwrap();

@@ -6,4 +6,5 @@ mod acme;
 mod api;
 mod common;
 mod domains;
+mod monitor;
 mod server;

@@ -1,0 +1,265 @@
+//! Monitoring: every hosted domain re-checked periodically, as a sender sees it, with the
+//! check's own gathering and judges (`mtasts check`), plus what only the hosting knows.
+//!
+//! A round runs under the `monitor` lease (one instance of several checks). For each domain
+//! the problems are:
+//! - the check's findings of severity error or warning (stable codes, `docs/findings.md`):
+//!   MX drift under the live policy (`mx-not-covered`, the case that breaks delivery under
+//!   `enforce`), MX certificates expired or expiring, STARTTLS missing, the policy host
+//!   unreachable or its certificate failing, the `_mta-sts` TXT record removed, the TLS-RPT
+//!   record removed, … — except [`EXPECTED`], the hosting's own deliberate choices;
+//! - the hosting's: the TXT record announcing another id than the one served
+//!   (`hosting-txt-id-stale`), the `mta-sts` CNAME not pointing at the service
+//!   (`hosting-cname`), the stored policy-host certificate missing or within
+//!   `certificate_warn_days` of its end (`hosting-certificate`; ACME renews 30 days ahead,
+//!   so this means renewal is failing).
+//!
+//! Problems are stored per domain ([`HostingStore::replace_problems`]); one that appears or
+//! goes away is alerted once (webhook), and the counts are Prometheus gauges.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use mtasts_check::{Severity, judge::judge};
+use mtasts_proto::DomainName;
+use mtasts_reports::alert::Webhook;
+use mtasts_store::hosting::{DomainProblem, HostedDomain, HostingError, HostingStore};
+use serde::Serialize;
+use time::OffsetDateTime;
+
+use crate::domains::Manager;
+
+/// Finding codes that describe the hosting's own choices, not problems: a new domain starts
+/// in `testing` with a one-day `max_age` on purpose, and a retired one publishes `none`.
+pub const EXPECTED: &[&str] = &["policy-max-age-short", "policy-mode-none", "sts-txt-delegated"];
+
+/// The name of the monitoring lease.
+const LOCK: &str = "monitor";
+/// How long the lease lasts without renewal.
+const LEASE_SECS: i64 = 900;
+
+/// How monitoring runs.
+#[derive(Clone, Debug)]
+pub struct MonitorOptions {
+    /// Time between rounds (default 6 hours).
+    pub every: Duration,
+    /// Warn when the stored policy-host certificate has fewer days left (default 14).
+    pub certificate_warn_days: i64,
+}
+
+impl Default for MonitorOptions {
+    fn default() -> Self {
+        Self { every: Duration::from_secs(6 * 3600), certificate_warn_days: 14 }
+    }
+}
+
+/// One alert: a problem that appeared or went away.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum MonitorAlert {
+    /// A problem not seen at the previous check.
+    DomainProblem {
+        /// The problem.
+        #[serde(flatten)]
+        problem: DomainProblem,
+    },
+    /// A problem seen at the previous check and gone now.
+    DomainProblemResolved {
+        /// The problem as it was.
+        #[serde(flatten)]
+        problem: DomainProblem,
+    },
+}
+
+/// What one round did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct MonitorRound {
+    /// Another instance held the lease: nothing was done.
+    pub busy: bool,
+    /// Domains checked.
+    pub checked: usize,
+    /// The alerts raised.
+    pub alerts: Vec<MonitorAlert>,
+}
+
+/// The monitor of one instance.
+#[derive(Debug)]
+pub struct Monitor {
+    manager: Manager,
+    options: MonitorOptions,
+    webhook: Option<Webhook>,
+    holder: String,
+}
+
+fn unix(t: OffsetDateTime) -> i64 {
+    t.unix_timestamp()
+}
+
+impl Monitor {
+    /// A monitor of `manager`'s domains (its checker does the looking), alerting `webhook`.
+    pub fn new(
+        manager: Manager,
+        options: MonitorOptions,
+        webhook: Option<Webhook>,
+        holder: impl Into<String>,
+    ) -> Self {
+        Self { manager, options, webhook, holder: holder.into() }
+    }
+
+    fn hosting(&self) -> &HostingStore {
+        self.manager.hosting()
+    }
+
+    /// What is wrong with `d` now. `None` when the domain could not be checked (no network).
+    pub async fn problems_of(
+        &self,
+        d: &HostedDomain,
+        now: OffsetDateTime,
+    ) -> Result<Option<Vec<DomainProblem>>, HostingError> {
+        let Some(checker) = self.manager.checker() else { return Ok(None) };
+        let Ok(name) = DomainName::parse_ascii(&d.domain) else { return Ok(None) };
+        let t = unix(now);
+        let problem = |code: &str, subject: &str, severity: &str, message: String| DomainProblem {
+            domain: d.domain.clone(),
+            code: code.to_owned(),
+            subject: subject.to_owned(),
+            severity: severity.to_owned(),
+            message,
+            first_seen: t,
+            last_seen: t,
+        };
+        let obs = checker.gatherer().gather(&name).await;
+        let report = judge(name.as_str(), &obs, now);
+        let mut found: Vec<DomainProblem> = report
+            .findings
+            .iter()
+            .filter(|f| matches!(f.severity, Severity::Error | Severity::Warning))
+            .filter(|f| !EXPECTED.contains(&f.code.as_str()))
+            .map(|f| {
+                let severity = if f.severity == Severity::Error { "error" } else { "warning" };
+                problem(
+                    f.code.as_str(),
+                    f.subject.as_deref().unwrap_or(""),
+                    severity,
+                    f.message.clone(),
+                )
+            })
+            .collect();
+        let live = self.manager.live_dns(checker, &name, d).await;
+        for p in live.problems {
+            // MX drift and a missing TXT record are the check's findings already.
+            if matches!(p.code, "hosting-txt-id-stale" | "hosting-cname") {
+                found.push(problem(p.code, &p.subject, "warning", p.message));
+            }
+        }
+        let host = name.policy_host();
+        match self.hosting().certificate(&d.domain).await? {
+            None => found.push(problem(
+                "hosting-certificate",
+                &host,
+                "error",
+                format!("no certificate is stored for {host}: senders cannot fetch the policy"),
+            )),
+            Some(c) => {
+                let days = (c.not_after - t).div_euclid(86_400);
+                if days < self.options.certificate_warn_days {
+                    found.push(problem(
+                        "hosting-certificate",
+                        &host,
+                        if c.not_after <= t { "error" } else { "warning" },
+                        format!(
+                            "the {} certificate of {host} ends in {days} day(s){}",
+                            c.source,
+                            if c.source == "acme" {
+                                ": ACME renewal is failing (see `mtasts domain show`)"
+                            } else {
+                                ": store a new one with `mtasts domain cert`"
+                            }
+                        ),
+                    ));
+                }
+            }
+        }
+        found.sort_by(|a, b| (&a.code, &a.subject).cmp(&(&b.code, &b.subject)));
+        found.dedup_by(|a, b| a.code == b.code && a.subject == b.subject);
+        Ok(Some(found))
+    }
+
+    /// One round over every hosted domain (see the module docs).
+    pub async fn round(&self, now: OffsetDateTime) -> Result<MonitorRound, HostingError> {
+        if !self.hosting().try_lock(LOCK, &self.holder, unix(now), LEASE_SECS).await? {
+            return Ok(MonitorRound { busy: true, ..MonitorRound::default() });
+        }
+        let result = self.round_locked(now).await;
+        if let Err(e) = self.hosting().unlock(LOCK, &self.holder).await {
+            tracing::warn!(error = %e, "cannot release the monitoring lease (it expires by itself)");
+        }
+        result
+    }
+
+    async fn round_locked(&self, now: OffsetDateTime) -> Result<MonitorRound, HostingError> {
+        let mut round = MonitorRound::default();
+        for d in self.hosting().list(None).await? {
+            let Some(found) = self.problems_of(&d, now).await? else { continue };
+            let changes = self.hosting().replace_problems(&d.domain, &found, unix(now)).await?;
+            round.checked += 1;
+            for p in changes.new {
+                tracing::warn!(domain = %p.domain, code = %p.code, subject = %p.subject, "{}", p.message);
+                round.alerts.push(MonitorAlert::DomainProblem { problem: p });
+            }
+            for p in changes.resolved {
+                tracing::info!(domain = %p.domain, code = %p.code, subject = %p.subject, "resolved: {}", p.message);
+                round.alerts.push(MonitorAlert::DomainProblemResolved { problem: p });
+            }
+            self.hosting()
+                .try_lock(LOCK, &self.holder, unix(OffsetDateTime::now_utc()), LEASE_SECS)
+                .await?;
+        }
+        if let Some(hook) = &self.webhook
+            && !round.alerts.is_empty()
+            && let Err(e) = hook.send_json(&round.alerts).await
+        {
+            tracing::warn!("{e}; the problems stay recorded (mtasts domain show)");
+        }
+        let all = self.hosting().problems(None).await?;
+        for severity in ["error", "warning"] {
+            let n = all.iter().filter(|p| p.severity == severity).count();
+            metrics::gauge!("mtasts_serve_domain_problems", "severity" => severity).set(n as f64);
+        }
+        metrics::gauge!("mtasts_serve_monitor_last_round_seconds").set(unix(now) as f64);
+        Ok(round)
+    }
+
+    /// Runs a round at once and then every `options.every` until `shutdown` resolves; a round
+    /// that fails (the database gone) is logged once until one works again.
+    pub async fn run(self: Arc<Self>, shutdown: impl Future<Output = ()>) {
+        tokio::pin!(shutdown);
+        let mut failing = false;
+        loop {
+            match self.round(OffsetDateTime::now_utc()).await {
+                Ok(r) => {
+                    if failing {
+                        tracing::info!("monitoring works again");
+                        failing = false;
+                    }
+                    if !r.busy {
+                        tracing::info!(
+                            checked = r.checked,
+                            alerts = r.alerts.len(),
+                            "monitoring round done"
+                        );
+                    }
+                }
+                Err(e) if !failing => {
+                    tracing::error!(error = %e, "monitoring round failed; retrying every round");
+                    failing = true;
+                }
+                Err(_) => {}
+            }
+            tokio::select! {
+                () = &mut shutdown => return,
+                () = tokio::time::sleep(self.options.every) => {}
+            }
+        }
+    }
+}
