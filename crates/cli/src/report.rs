@@ -838,22 +838,11 @@ async fn summary_page(
 ) -> anyhow::Result<()> {
     let today = now() - now().rem_euclid(86_400);
     let since = today - days.max(0) * 86_400;
-    let mut breakdowns: [Vec<_>; 4] = Default::default();
-    for (slot, (key, _, _)) in breakdowns.iter_mut().zip(BREAKDOWNS) {
-        *slot = store.failures(key, domain, since).await?;
-    }
     let title = match domain {
         Some(d) => format!("TLS-RPT reports for {d}"),
         None => "TLS-RPT reports".to_owned(),
     };
-    let page = mtasts_reports::page::build(
-        &title,
-        &utc(now()),
-        since,
-        &store.days(domain, since).await?,
-        &store.failure_days(domain, since).await?,
-        &breakdowns,
-    );
+    let page = mtasts_reports::page::load(store, domain, &title, &utc(now()), since).await?;
     let html = page.html().map_err(|e| anyhow::anyhow!("rendering the page: {e}"))?;
     std::fs::write(path, html).with_context(|| format!("cannot write {}", path.display()))?;
     eprintln!("mtasts report summary: HTML page in {}", path.display());

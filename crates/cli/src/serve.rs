@@ -46,8 +46,9 @@ pub(crate) struct ServeArgs {
     #[arg(long, env = "MTASTS_SERVE_METRICS")]
     metrics_listen: Option<SocketAddr>,
     /// Serve the REST API (the `mtasts domain` operations, JSON, bearer tokens from
-    /// `mtasts domain token create`; description at /api/v1/openapi.json) on plain HTTP at
-    /// ADDR: keep it on loopback or behind a TLS proxy.
+    /// `mtasts domain token create`; description at /api/v1/openapi.json) and the dashboard
+    /// (/dashboard, signed in with the same tokens) on plain HTTP at ADDR: keep it on
+    /// loopback or behind a TLS proxy.
     #[arg(long, env = "MTASTS_SERVE_API")]
     api_listen: Option<SocketAddr>,
     /// For the API's `add`: the service host name and report address printed in the records
@@ -220,7 +221,7 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<u8> {
     };
     let url: DatabaseUrl = args.db.parse()?;
     let db = Database::open(&url).await?;
-    let store = HostingStore::with_database(db).await?;
+    let store = HostingStore::with_database(db.clone()).await?;
     let https = bind("https", &args.listen_https, 0).await?;
     let http = match args.listen_http.as_str() {
         "off" | "none" => None,
@@ -258,7 +259,13 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<u8> {
         .context("cannot set up DNS and TLS")?;
         let mut service = args.acme.service()?;
         service.rua = crate::domain::report_uris(&args.rua)?;
-        Some(mtasts_serve::domains::Manager::new(store.clone(), Some(checker), service))
+        // Reports received for the hosted domains live in the hosting database (the
+        // dashboard's charts read them).
+        let reports = mtasts_store::reports::ReportStore::with_database(db.clone()).await?;
+        Some(
+            mtasts_serve::domains::Manager::new(store.clone(), Some(checker), service)
+                .with_reports(reports),
+        )
     } else {
         None
     };
@@ -294,11 +301,12 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<u8> {
         let listener = tokio::net::TcpListener::bind(addr)
             .await
             .with_context(|| format!("cannot listen on {addr} (--api-listen)"))?;
-        tracing::info!(api = %addr, "REST API listening (plain HTTP)");
+        tracing::info!(api = %addr, "REST API and dashboard listening (plain HTTP): http://{addr}/dashboard");
         tokio::spawn(mtasts_reports::http::serve(
             listener,
             None,
-            mtasts_serve::api::router(manager),
+            mtasts_serve::api::router(manager.clone())
+                .merge(mtasts_serve::dashboard::router(manager)),
             options.connections,
             std::future::pending(),
         ));

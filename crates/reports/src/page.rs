@@ -10,7 +10,9 @@
 use std::collections::BTreeMap;
 
 use askama::Template;
-use mtasts_store::reports::{DayRow, FailureDay, FailureGroup};
+use mtasts_store::reports::{
+    DayRow, FailureDay, FailureGroup, FailureKey, ReportStore, ReportStoreError,
+};
 
 const DAY: i64 = 86_400;
 const CHART_W: f64 = 720.0;
@@ -144,10 +146,33 @@ pub struct DomainView {
     pub breakdowns: Vec<Breakdown>,
 }
 
+/// The pages' style sheet (inline: the pages load nothing from the network).
+pub const CSS: &str = include_str!("page.css");
+
+/// One domain's section (charts and breakdowns), also embedded by `serve`'s dashboard.
+#[derive(Template)]
+#[template(path = "domain_section.html")]
+struct DomainSection<'a> {
+    d: &'a DomainView,
+    index: usize,
+}
+
+impl DomainView {
+    /// This domain's section as an HTML fragment (`index` makes its element id unique on a
+    /// page); style it with [`CSS`].
+    pub fn section_html(&self, index: usize) -> String {
+        DomainSection { d: self, index }
+            .render()
+            .unwrap_or_else(|e| format!("<p>cannot render the charts: {e}</p>"))
+    }
+}
+
 /// The page.
 #[derive(Template, Debug)]
 #[template(path = "summary.html")]
 pub struct SummaryPage {
+    /// The style sheet ([`CSS`]).
+    pub css: &'static str,
     /// Page title.
     pub title: String,
     /// When generated (UTC), as given by the caller.
@@ -317,11 +342,41 @@ pub fn build(
         })
         .collect();
     SummaryPage {
+        css: CSS,
         title: title.to_owned(),
         generated: generated.to_owned(),
         since: day_text(since),
         domains,
     }
+}
+
+/// The page for `domain` (or every domain) from `store`: reports from `since` (unix seconds,
+/// a UTC midnight) on.
+pub async fn load(
+    store: &ReportStore,
+    domain: Option<&str>,
+    title: &str,
+    generated: &str,
+    since: i64,
+) -> Result<SummaryPage, ReportStoreError> {
+    let keys = [
+        FailureKey::ResultType,
+        FailureKey::Organization,
+        FailureKey::ReceivingMx,
+        FailureKey::ReceivingIp,
+    ];
+    let mut breakdowns: [Vec<FailureGroup>; 4] = Default::default();
+    for (slot, key) in breakdowns.iter_mut().zip(keys) {
+        *slot = store.failures(key, domain, since).await?;
+    }
+    Ok(build(
+        title,
+        generated,
+        since,
+        &store.days(domain, since).await?,
+        &store.failure_days(domain, since).await?,
+        &breakdowns,
+    ))
 }
 
 impl SummaryPage {

@@ -255,6 +255,11 @@ impl Manager {
         &self.hosting
     }
 
+    /// The report store, when promotion and the dashboard read reports.
+    pub fn reports(&self) -> Option<&ReportStore> {
+        self.reports.as_ref()
+    }
+
     /// The checker, when the manager has network access.
     pub fn checker(&self) -> Option<&Checker> {
         self.checker.as_ref()

@@ -10,12 +10,14 @@
 //! - [`server`]: one `serve` instance: listeners, reloads, shutdown;
 //! - [`acme`]: certificates by ACME (RFC 8555), one instance ordering at a time;
 //! - [`monitor`]: every hosted domain re-checked periodically, problems stored and alerted;
+//! - [`dashboard`]: the web pages (server-rendered, read-only);
 //! - [`api`]: the REST API, each request acting for its token's tenant ([`tenants`]).
 #![warn(missing_docs)]
 
 pub mod acme;
 pub mod api;
 pub mod catalog;
+pub mod dashboard;
 pub mod domains;
 pub mod http;
 pub mod lifecycle;

@@ -208,6 +208,24 @@ async fn a_hosted_domain_end_to_end() {
     assert_eq!(r.status().as_u16(), 200);
     let shown: serde_json::Value = serde_json::from_str(&r.text().await.unwrap()).unwrap();
     assert_eq!(shown["domain"]["max_age"], 172_800);
+    // The dashboard on the same listener, signed in with the same token.
+    let login = format!("http://{api_addr}/dashboard/login?token={token}");
+    let browser = reqwest::Client::builder()
+        .tls_backend_preconfigured(mtasts_testkit::ca::client_config(site.world.ca().root_store()))
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let r = browser.get(&login).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 303);
+    let cookie = r.headers()["set-cookie"].to_str().unwrap().split(';').next().unwrap().to_owned();
+    let r = browser
+        .get(format!("http://{api_addr}/dashboard"))
+        .header("cookie", cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    assert!(r.text().await.unwrap().contains(">shop.test</a>"));
     let out = site.run(&["domain", "token", "revoke", &id]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     let out = site.run(&["domain", "token", "revoke", &id]);

@@ -5,6 +5,7 @@
 mod acme;
 mod api;
 mod common;
+mod dashboard;
 mod domains;
 mod monitor;
 mod server;
