@@ -39,7 +39,9 @@ pub(crate) struct DomainArgs {
     #[arg(long, global = true, env = "MTASTS_SERVICE_HOST")]
     service_host: Option<String>,
     /// Where TLS-RPT reports for hosted domains go (`mailto:` or `https:` URIs, comma
-    /// separated; RFC 8460 §3), printed as each domain's `_smtp._tls` record.
+    /// separated; RFC 8460 §3), printed as each domain's `_smtp._tls` record. `{domain}`
+    /// stands for each domain: `https://mta-sts.{domain}/v1/tlsrpt` has each domain's reports
+    /// posted to its own policy host (`mtasts serve --receive-reports` takes them there).
     #[arg(long, global = true, env = "MTASTS_REPORT_URI", value_delimiter = ',')]
     rua: Vec<String>,
     /// Who makes the change, kept in the policy history (default: $USER).
@@ -212,7 +214,10 @@ pub(crate) fn report_uris(given: &[String]) -> anyhow::Result<Vec<String>> {
     let rua: Vec<String> =
         given.iter().map(|s| s.trim().to_owned()).filter(|s| !s.is_empty()).collect();
     if !rua.is_empty() {
-        mtasts_proto::TlsRptRecord::parse(&format!("v=TLSRPTv1; rua={}", rua.join(",")))
+        // `{domain}` stands for each hosted domain: check the URIs with an example name.
+        let sample =
+            rua.join(",").replace(mtasts_serve::lifecycle::DOMAIN_PLACEHOLDER, "example.com");
+        mtasts_proto::TlsRptRecord::parse(&format!("v=TLSRPTv1; rua={sample}"))
             .map_err(|e| anyhow::anyhow!("--rua: {e}"))?;
     }
     Ok(rua)

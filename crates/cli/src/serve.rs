@@ -67,6 +67,13 @@ pub(crate) struct ServeArgs {
     /// to this URL.
     #[arg(long, env = "MTASTS_ALERT_WEBHOOK")]
     alert_webhook: Option<String>,
+    /// Take TLS-RPT reports (RFC 8460 §5.4) by HTTPS POST at
+    /// `https://mta-sts.<domain>/v1/tlsrpt` of every hosted domain, into the hosting database
+    /// (the dashboard's charts and `promote`'s guard read them). Publish it with
+    /// `mtasts domain --rua 'https://mta-sts.{domain}/v1/tlsrpt'`. Bodies are capped (gzip
+    /// bombs included), each report committed before the 200, 60 reports a minute per client.
+    #[arg(long, env = "MTASTS_RECEIVE_REPORTS")]
+    receive_reports: bool,
     #[command(flatten)]
     acme: AcmeArgs,
     #[command(flatten)]
@@ -333,7 +340,22 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<u8> {
         ));
         tokio::spawn(acme.run(std::future::pending()));
     }
-    mtasts_serve::server::run(store, instance, Listeners { https, http }, None, options, async {
+    let extra = if args.receive_reports {
+        let reports = mtasts_store::reports::ReportStore::with_database(db.clone()).await?;
+        let ingestor = mtasts_reports::Ingestor::new(reports, mtasts_reports::Limits::default());
+        tracing::info!(
+            path = mtasts_serve::http::REPORTS_PATH,
+            "taking TLS-RPT reports on every policy host"
+        );
+        Some(mtasts_serve::http::reports_routes(
+            instance.catalog.clone(),
+            ingestor,
+            mtasts_reports::http::HttpLimits::default(),
+        ))
+    } else {
+        None
+    };
+    mtasts_serve::server::run(store, instance, Listeners { https, http }, extra, options, async {
         shutdown().await;
         tracing::info!("stopping");
     })

@@ -148,6 +148,36 @@ impl Challenges {
     }
 }
 
+/// Where `serve --receive-reports` takes TLS-RPT reports (RFC 8460 §5.4) on every policy host:
+/// `https://mta-sts.<domain>/v1/tlsrpt`, under the certificate the host has anyway.
+pub const REPORTS_PATH: &str = "/v1/tlsrpt";
+
+/// The TLS-RPT receiver (`reports::http`, committed before the 2xx, body and gzip caps,
+/// per-client limit) at [`REPORTS_PATH`] of every hosted policy host; other hosts get 404.
+pub fn reports_routes(
+    catalog: Arc<Catalog>,
+    ingestor: mtasts_reports::Ingestor,
+    limits: mtasts_reports::http::HttpLimits,
+) -> Router {
+    Router::new()
+        .nest(REPORTS_PATH, mtasts_reports::http::router(ingestor, limits))
+        .layer(axum::middleware::from_fn_with_state(catalog, only_hosted))
+}
+
+async fn only_hosted(
+    State(catalog): State<Arc<Catalog>>,
+    req: Request,
+    next: axum::middleware::Next,
+) -> Response {
+    match host_of(&req) {
+        Some(host) if catalog.policy(&host).is_some() => next.run(req).await,
+        host => text(
+            StatusCode::NOT_FOUND,
+            format!("{} is not a policy host served here\n", host.unwrap_or_default()),
+        ),
+    }
+}
+
 /// What the port 80 router answers challenges from: this instance's pending ones, then those
 /// another instance on the same database published (behind one load balancer, the CA's
 /// validation may reach any instance).

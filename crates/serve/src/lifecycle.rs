@@ -118,8 +118,14 @@ pub struct Service {
     /// `None` when the administrator points the name at the service's addresses themselves.
     pub cname_target: Option<DomainName>,
     /// Where TLS-RPT reports go (`mailto:` / `https:` URIs, RFC 8460 §3); empty: no record.
+    /// [`DOMAIN_PLACEHOLDER`] in a URI stands for each hosted domain, so that
+    /// `https://mta-sts.{domain}/v1/tlsrpt` sends each domain's reports to its own policy host
+    /// (where `serve --receive-reports` takes them, under the certificate it already has).
     pub rua: Vec<String>,
 }
+
+/// Stands for the hosted domain in [`Service::rua`].
+pub const DOMAIN_PLACEHOLDER: &str = "{domain}";
 
 /// The DNS records a hosted domain publishes, as zone-file lines, in RFC 8461 §8.1's order:
 /// the CNAME that makes the policy reachable first, the TXT record that announces it last.
@@ -139,7 +145,9 @@ pub fn records(domain: &DomainName, id: &PolicyId, service: &Service) -> Records
         cname: service.cname_target.as_ref().map(|target| {
             format!("{}. {SUGGESTED_TTL} IN CNAME {}.", domain.policy_host(), target.as_str())
         }),
-        tlsrpt_txt: (!service.rua.is_empty()).then(|| tlsrpt_txt(domain, &service.rua.join(","))),
+        tlsrpt_txt: (!service.rua.is_empty()).then(|| {
+            tlsrpt_txt(domain, &service.rua.join(",").replace(DOMAIN_PLACEHOLDER, domain.as_str()))
+        }),
         sts_txt: sts_txt(domain, id),
     }
 }
@@ -250,6 +258,16 @@ mod tests {
         );
         assert_eq!(r.sts_txt, "_mta-sts.example.com. 3600 IN TXT \"v=STSv1; id=1;\"");
         assert!(r.tlsrpt_txt.unwrap().contains("rua=mailto:tlsrpt@provider.example"));
+        let own = Service {
+            rua: vec!["https://mta-sts.{domain}/v1/tlsrpt".into()],
+            ..Service::default()
+        };
+        let r = records(&d, &PolicyId::new("1").unwrap(), &own);
+        assert!(
+            r.tlsrpt_txt
+                .unwrap()
+                .ends_with("\"v=TLSRPTv1; rua=https://mta-sts.example.com/v1/tlsrpt\"")
+        );
         let bare = records(&d, &PolicyId::new("1").unwrap(), &Service::default());
         assert_eq!((bare.cname, bare.tlsrpt_txt), (None, None));
     }

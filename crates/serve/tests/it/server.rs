@@ -11,7 +11,12 @@ use mtasts_testkit::ca::{CertSpec, TestCa};
 
 use crate::common::{TestDb, both_backends, now};
 
-both_backends!(serves_by_host_and_sni, changes_and_a_database_gone, two_instances_on_one_database);
+both_backends!(
+    serves_by_host_and_sni,
+    changes_and_a_database_gone,
+    two_instances_on_one_database,
+    reports_on_the_policy_hosts
+);
 
 fn policy(mode: &str, mx: &str, max_age: i64) -> String {
     format!("version: STSv1\nmode: {mode}\nmx: {mx}\nmax_age: {max_age}\n")
@@ -247,6 +252,104 @@ async fn two_instances_on_one_database(db: &TestDb) {
     let stale =
         store_a.publish("a.test", 1, &version("3", &policy("none", "mx.a.test", 86_400))).await;
     assert!(matches!(stale, Err(mtasts_store::hosting::HostingError::Stale { .. })), "{stale:?}");
+}
+
+/// `--receive-reports`: a TLS-RPT report POSTed to a policy host is stored before the 200;
+/// the policy path and the 404s are as before.
+async fn reports_on_the_policy_hosts(db: &TestDb) {
+    let database = db.database().await;
+    let store = HostingStore::with_database(database.clone()).await.unwrap();
+    let reports = mtasts_store::reports::ReportStore::with_database(database).await.unwrap();
+    let ca = TestCa::new("Serve Test CA");
+    store.add("a.test", "t", &version("1", &policy("testing", "mx.a.test", 86_400))).await.unwrap();
+    let issued = ca.issue(&CertSpec::valid_for(&["mta-sts.a.test"]));
+    store
+        .put_certificate(
+            &checked_certificate("a.test", &issued.chain_pem, &issued.key_pem, "manual", now())
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    let https = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = https.local_addr().unwrap();
+    let instance = Instance::new();
+    let extra = mtasts_serve::http::reports_routes(
+        instance.catalog.clone(),
+        mtasts_reports::Ingestor::new(reports.clone(), mtasts_reports::Limits::default()),
+        mtasts_reports::http::HttpLimits::default(),
+    );
+    let (_stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let options = ServerOptions { reload_every: Duration::from_millis(100), ..Default::default() };
+    let server_store = store.clone();
+    tokio::spawn(async move {
+        run(
+            server_store,
+            instance,
+            Listeners { https, http: None },
+            Some(extra),
+            options,
+            async move {
+                let _ = stopped.await;
+            },
+        )
+        .await
+        .unwrap();
+    });
+    let client = reqwest::Client::builder()
+        .tls_backend_preconfigured(mtasts_testkit::ca::client_config(ca.root_store()))
+        .resolve("mta-sts.a.test", addr)
+        .build()
+        .unwrap();
+    let base = format!("https://mta-sts.a.test:{}", addr.port());
+    let report = serde_json::json!({
+        "organization-name": "Example Sender",
+        "date-range": {"start-datetime": "2026-12-01T00:00:00Z", "end-datetime": "2026-12-01T23:59:59Z"},
+        "contact-info": "tlsrpt@sender.example",
+        "report-id": "r-1",
+        "policies": [{"policy": {"policy-type": "sts", "policy-domain": "a.test", "policy-string": ["version: STSv1"]},
+            "summary": {"total-successful-session-count": 5, "total-failure-session-count": 0}}]
+    });
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let r = loop {
+        match client
+            .post(format!("{base}/v1/tlsrpt"))
+            .header("content-type", "application/tlsrpt+json")
+            .body(report.to_string())
+            .send()
+            .await
+        {
+            Ok(r) => break r,
+            Err(e) => {
+                assert!(std::time::Instant::now() < deadline, "{e}");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    };
+    assert_eq!(r.status().as_u16(), 200, "{}", r.text().await.unwrap());
+    let listed = reports.list(Some("a.test"), 10).await.unwrap();
+    assert_eq!(listed.len(), 1, "stored before the 200");
+    // Not JSON: refused with the reason, nothing stored.
+    let r = client
+        .post(format!("{base}/v1/tlsrpt"))
+        .header("content-type", "application/tlsrpt+json")
+        .body("{ not json")
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_client_error(), "{}", r.status());
+    assert_eq!(reports.list(Some("a.test"), 10).await.unwrap().len(), 1);
+    // The policy and the 404s are untouched.
+    assert_eq!(
+        client
+            .get(format!("{base}/.well-known/mta-sts.txt"))
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16(),
+        200
+    );
+    assert_eq!(client.get(format!("{base}/other")).send().await.unwrap().status().as_u16(), 404);
 }
 
 #[test]
