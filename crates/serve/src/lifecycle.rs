@@ -41,6 +41,17 @@ pub enum NameRefusal {
         /// As given.
         input: String,
     },
+    /// A public suffix (`co.uk`, `github.io`): names under it belong to different owners, so
+    /// nobody can publish a policy for all of them.
+    #[error(
+        "{input:?} cannot be hosted: it is a public suffix (publicsuffix.org, {section} section), under which each name has its own owner; host one of those names (e.g. example.{input})"
+    )]
+    PublicSuffix {
+        /// As given.
+        input: String,
+        /// `ICANN` or `private`.
+        section: &'static str,
+    },
     /// The policy host itself, or the TXT / TLS-RPT names, given instead of the mail domain.
     #[error("{input:?} cannot be hosted: give the mail domain ({suggestion}), not the {what}")]
     ServiceName {
@@ -60,6 +71,17 @@ pub fn hosted_name(input: &str) -> Result<DomainName, NameRefusal> {
         .map_err(|e| NameRefusal::Invalid { input: trimmed.to_owned(), reason: e.to_string() })?;
     if name.labels().count() < 2 {
         return Err(NameRefusal::TopLevel { input: trimmed.to_owned() });
+    }
+    // A name with no registrable part is a public suffix itself.
+    if psl::domain(name.as_str().as_bytes()).is_none()
+        && let Some(suffix) = psl::suffix(name.as_str().as_bytes())
+        && suffix.is_known()
+    {
+        let section = match suffix.typ() {
+            Some(psl::Type::Private) => "private",
+            _ => "ICANN",
+        };
+        return Err(NameRefusal::PublicSuffix { input: name.as_str().to_owned(), section });
     }
     for (prefix, what) in [
         ("mta-sts.", "policy host"),
@@ -205,6 +227,16 @@ mod tests {
         assert!(hosted_name("_mta-sts.example.com").is_err());
         // A domain that merely starts with the letters is fine.
         assert!(hosted_name("mta-sts.com").is_ok());
+        // Public suffixes, of either section; names under them, and unknown TLDs, are fine.
+        let e = hosted_name("co.uk").unwrap_err();
+        assert!(matches!(e, NameRefusal::PublicSuffix { section: "ICANN", .. }), "{e}");
+        assert!(e.to_string().contains("it is a public suffix"), "{e}");
+        assert!(matches!(
+            hosted_name("github.io"),
+            Err(NameRefusal::PublicSuffix { section: "private", .. })
+        ));
+        assert!(hosted_name("example.co.uk").is_ok());
+        assert!(hosted_name("shop.test").is_ok());
     }
 
     #[test]
