@@ -15,7 +15,8 @@
 //! promotion is 409 `{"error", "refused": [reasons]}`. 401 without a valid token; another
 //! tenant's domain is 404, exactly as a domain not hosted at all. Bodies are capped at
 //! [`MAX_BODY`] (413 beyond), unknown fields are refused (400, naming the field), so a typo
-//! is not silently ignored.
+//! is not silently ignored. Each token may make [`ApiLimits::per_token_per_minute`] requests
+//! a minute (429 with `Retry-After` beyond). A database that goes away is 503.
 
 // The handlers' helpers return the finished error `Response` to send; it is sent at once, not
 // carried around, so its size does not matter.
@@ -47,12 +48,51 @@ const MAX_MX: usize = 100;
 /// The OpenAPI description, served at `/api/v1/openapi.json`.
 pub const OPENAPI: &str = include_str!("openapi.json");
 
-struct ApiState {
-    manager: Manager,
+/// The API's request limits.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ApiLimits {
+    /// Requests a minute per token (a burst of as many, refilled evenly); more get 429 with
+    /// `Retry-After`.
+    pub per_token_per_minute: u32,
 }
 
-/// The API routes over `manager` (its hosting store holds the tokens).
+impl Default for ApiLimits {
+    fn default() -> Self {
+        Self { per_token_per_minute: 600 }
+    }
+}
+
+struct ApiState {
+    manager: Manager,
+    limits: ApiLimits,
+    buckets: std::sync::Mutex<std::collections::HashMap<String, (f64, std::time::Instant)>>,
+}
+
+impl ApiState {
+    /// Token bucket per token id: true when `id` may make a request now.
+    fn admit(&self, id: &str) -> bool {
+        let rate = f64::from(self.limits.per_token_per_minute.max(1));
+        let now = std::time::Instant::now();
+        let Ok(mut buckets) = self.buckets.lock() else { return true };
+        let (tokens, at) = buckets.entry(id.to_owned()).or_insert((rate, now));
+        *tokens = (*tokens + now.duration_since(*at).as_secs_f64() * rate / 60.0).min(rate);
+        *at = now;
+        if *tokens >= 1.0 {
+            *tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+}
+
+/// The API routes over `manager` (its hosting store holds the tokens), default limits.
 pub fn router(manager: Manager) -> Router {
+    router_with(manager, ApiLimits::default())
+}
+
+/// The API routes with `limits`.
+pub fn router_with(manager: Manager, limits: ApiLimits) -> Router {
     Router::new()
         .route("/api/v1/openapi.json", get(openapi))
         .route("/api/v1/domains", get(list).post(add))
@@ -63,7 +103,7 @@ pub fn router(manager: Manager) -> Router {
             error(StatusCode::NOT_FOUND, "no such API path; see /api/v1/openapi.json")
         })
         .layer(DefaultBodyLimit::max(MAX_BODY))
-        .with_state(Arc::new(ApiState { manager }))
+        .with_state(Arc::new(ApiState { manager, limits, buckets: Default::default() }))
 }
 
 fn error(status: StatusCode, message: impl std::fmt::Display) -> Response {
@@ -87,6 +127,19 @@ async fn caller(state: &ApiState, headers: &HeaderMap) -> Result<Caller, Respons
         Some(b) => authenticate(state.manager.hosting(), b).await,
         None => Err(AuthError::Missing),
     };
+    if let Ok(c) = &result
+        && !state.admit(&c.token_id)
+    {
+        let mut r = error(
+            StatusCode::TOO_MANY_REQUESTS,
+            format!(
+                "more than {} requests a minute with this token; slow down",
+                state.limits.per_token_per_minute
+            ),
+        );
+        r.headers_mut().insert(header::RETRY_AFTER, header::HeaderValue::from_static("60"));
+        return Err(r);
+    }
     result.map_err(|e| match e {
         AuthError::Store(e) => {
             tracing::warn!(error = %e, "API: the database is unavailable");

@@ -44,7 +44,8 @@ impl Api {
 }
 
 async fn tenants_tokens_and_limits(db: &TestDb) {
-    let store = HostingStore::with_database(db.database().await).await.unwrap();
+    let database = db.database().await;
+    let store = HostingStore::with_database(database.clone()).await.unwrap();
     let service = Service {
         cname_target: Some(DomainName::parse_ascii("sts.provider.test").unwrap()),
         rua: vec!["mailto:tlsrpt@provider.test".into()],
@@ -253,4 +254,33 @@ async fn tenants_tokens_and_limits(db: &TestDb) {
     }
     let (status, _) = api.call("GET", "/api/v2/nothing", Some(&a), None).await;
     assert_eq!(status, 404);
+
+    // Per-token limits: a burst of 5 a minute, then 429 with Retry-After; other tokens are
+    // not held back.
+    let limited = mtasts_serve::api::router_with(
+        Manager::new(store.clone(), None, Service::default()),
+        mtasts_serve::api::ApiLimits { per_token_per_minute: 5 },
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let limited_api = Api { addr: listener.local_addr().unwrap(), client: api.client.clone() };
+    tokio::spawn(mtasts_reports::http::serve(
+        listener,
+        None,
+        limited,
+        mtasts_reports::http::ServeOptions::default(),
+        std::future::pending(),
+    ));
+    for _ in 0..5 {
+        assert_eq!(limited_api.call("GET", "/api/v1/domains", Some(&a), None).await.0, 200);
+    }
+    let (status, body) = limited_api.call("GET", "/api/v1/domains", Some(&a), None).await;
+    assert_eq!(status, 429, "{body}");
+    assert!(body["error"].as_str().unwrap().contains("more than 5 requests a minute"));
+    assert_eq!(limited_api.call("GET", "/api/v1/domains", Some(&b), None).await.0, 200);
+
+    // The database goes away: 503 in words, not a driver's text.
+    database.close().await;
+    let (status, body) = api.call("GET", "/api/v1/domains", Some(&b), None).await;
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(body["error"], "the hosting database is unavailable");
 }
