@@ -67,6 +67,20 @@ pub(crate) struct ServeArgs {
     /// to this URL.
     #[arg(long, env = "MTASTS_ALERT_WEBHOOK")]
     alert_webhook: Option<String>,
+    /// Also mail monitoring alerts to these addresses (comma separated), through
+    /// `--alert-smtp`.
+    #[arg(long, env = "MTASTS_ALERT_MAIL_TO", value_delimiter = ',')]
+    alert_mail_to: Vec<String>,
+    /// The sender of alert mail (default: mtasts@ this host's name).
+    #[arg(long, env = "MTASTS_ALERT_MAIL_FROM")]
+    alert_mail_from: Option<String>,
+    /// The relay alert mail goes through: HOST or HOST:PORT (default port 25).
+    #[arg(long, env = "MTASTS_ALERT_SMTP", default_value = "localhost:25")]
+    alert_smtp: String,
+    /// TLS to the relay: `required` (STARTTLS, its certificate verified against
+    /// --trust-roots), `opportunistic` (STARTTLS when offered) or `none` (a relay on loopback).
+    #[arg(long, env = "MTASTS_ALERT_SMTP_TLS", default_value = "opportunistic", value_parser = ["required", "opportunistic", "none"])]
+    alert_smtp_tls: String,
     /// Take TLS-RPT reports (RFC 8460 §5.4) by HTTPS POST at
     /// `https://mta-sts.<domain>/v1/tlsrpt` of every hosted domain, into the hosting database
     /// (the dashboard's charts and `promote`'s guard read them). Publish it with
@@ -110,6 +124,10 @@ pub(crate) struct AcmeArgs {
     /// answered by the ordering instance only, for sites without port 80).
     #[arg(long, env = "MTASTS_ACME_CHALLENGE", default_value = "http-01", value_parser = ["http-01", "tls-alpn-01"])]
     pub(crate) acme_challenge: String,
+    /// Orders under way at once (each mostly waits for the CA's validation; mind the CA's
+    /// rate limits: Let's Encrypt allows 300 new orders per account every 3 hours).
+    #[arg(long, env = "MTASTS_ACME_CONCURRENCY", default_value_t = 4)]
+    pub(crate) acme_concurrency: usize,
     /// Seconds allowed for one order, from creation to the issued certificate.
     #[arg(long, env = "MTASTS_ACME_TIMEOUT", default_value_t = 120)]
     pub(crate) acme_timeout: u64,
@@ -160,6 +178,10 @@ impl AcmeArgs {
         o.every = Duration::from_secs(self.acme_every);
         o.order_timeout = Duration::from_secs(self.acme_timeout);
         o.addresses = self.service_address.clone();
+        if !(1..=64).contains(&self.acme_concurrency) {
+            bail!("--acme-concurrency must be 1 to 64, got {}", self.acme_concurrency);
+        }
+        o.concurrency = self.acme_concurrency;
         o.challenge = match self.acme_challenge.as_str() {
             "tls-alpn-01" => ChallengeKind::TlsAlpn01,
             _ => ChallengeKind::Http01,
@@ -295,12 +317,55 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<u8> {
             }
             None => None,
         };
+        let mail = if args.alert_mail_to.is_empty() {
+            None
+        } else {
+            for a in &args.alert_mail_to {
+                anyhow::ensure!(
+                    a.contains('@') && !a.contains(['<', '>', ',', ' ', '\r', '\n']),
+                    "--alert-mail-to {a:?} is not a mail address"
+                );
+            }
+            let (host, port) = match args.alert_smtp.rsplit_once(':') {
+                Some((h, p)) if !h.contains(':') || h.ends_with(']') => (
+                    h.trim_start_matches('[').trim_end_matches(']').to_owned(),
+                    p.parse::<u16>().map_err(|_| {
+                        anyhow::anyhow!(
+                            "--alert-smtp {:?}: the port must be a number",
+                            args.alert_smtp
+                        )
+                    })?,
+                ),
+                _ => (args.alert_smtp.clone(), 25),
+            };
+            let tls = match args.alert_smtp_tls.as_str() {
+                "required" => mtasts_net::submit::RelayTls::Required,
+                "none" => mtasts_net::submit::RelayTls::None,
+                _ => mtasts_net::submit::RelayTls::Opportunistic,
+            };
+            let me = holder().split(':').next().unwrap_or("localhost").to_owned();
+            let config = args.net.config()?;
+            let submitter = mtasts_net::submit::Submitter::new(
+                mtasts_net::submit::Relay { host, port, tls },
+                config.trust.load()?,
+                me.clone(),
+                Duration::from_secs(30),
+            );
+            Some(mtasts_serve::monitor::MailAlerts {
+                submitter,
+                from: args.alert_mail_from.clone().unwrap_or_else(|| format!("mtasts@{me}")),
+                to: args.alert_mail_to.clone(),
+            })
+        };
         let options = mtasts_serve::monitor::MonitorOptions {
             every: Duration::from_secs(args.monitor_every),
             ..Default::default()
         };
-        let monitor =
+        let mut monitor =
             mtasts_serve::monitor::Monitor::new(manager.clone(), options, webhook, holder());
+        if let Some(mail) = mail {
+            monitor = monitor.with_mail(mail);
+        }
         tracing::info!(every_s = args.monitor_every, "monitoring the hosted domains");
         tokio::spawn(Arc::new(monitor).run(std::future::pending()));
     }

@@ -16,6 +16,7 @@ pub mod dns;
 pub mod fetch;
 pub mod probe;
 pub mod smtp;
+pub mod submit;
 pub mod tls;
 pub mod trust;
 

@@ -19,6 +19,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures::StreamExt as _;
 use instant_acme::{
     Account, AuthorizationStatus, ChallengeType, Identifier, NewAccount, NewOrder, OrderStatus,
     RetryPolicy,
@@ -78,6 +79,8 @@ pub struct AcmeOptions {
     pub addresses: Vec<IpAddr>,
     /// The challenge type.
     pub challenge: ChallengeKind,
+    /// Orders under way at once in a round (default 4).
+    pub concurrency: usize,
 }
 
 impl AcmeOptions {
@@ -92,6 +95,7 @@ impl AcmeOptions {
             order_timeout: Duration::from_secs(120),
             addresses: Vec::new(),
             challenge: ChallengeKind::default(),
+            concurrency: 4,
         }
     }
 }
@@ -490,43 +494,55 @@ impl Acme {
         let certs = self.hosting.certificates().await?;
         let statuses = self.hosting.acme_statuses().await?;
         let mut round = Round::default();
-        let due_any = domains.iter().any(|d| {
-            let cert = certs.iter().find(|c| c.domain == d.domain);
-            let status = statuses.iter().find(|s| s.domain == d.domain);
-            due(cert, status, now, self.options.renew_before).is_some()
-        });
-        if !due_any {
+        let due_now: Vec<(String, i64)> = domains
+            .iter()
+            .filter_map(|d| {
+                let cert = certs.iter().find(|c| c.domain == d.domain);
+                let status = statuses.iter().find(|s| s.domain == d.domain);
+                due(cert, status, now, self.options.renew_before)
+                    .map(|_| (d.domain.clone(), status.map_or(0, |s| s.failures)))
+            })
+            .collect();
+        if due_now.is_empty() {
             return Ok(round);
         }
         // A CA that cannot be reached fails the round once, not every domain.
         self.account().await?;
-        for d in &domains {
-            let cert = certs.iter().find(|c| c.domain == d.domain);
-            let status = statuses.iter().find(|s| s.domain == d.domain);
-            if due(cert, status, now, self.options.renew_before).is_none() {
-                continue;
+        // A few orders at a time: each mostly waits for the CA's validation. Each order
+        // records its own outcome: the loop below never awaits the database while orders are
+        // suspended, since a suspended order may hold a pooled connection (with every connection
+        // held so, the loop would wait for one forever).
+        let mut orders = futures::stream::iter(due_now.into_iter().map(|(domain, failures)| async move {
+            let attempt = unix_now();
+            let outcome = match self.obtain(&domain).await {
+                Ok(_) => self.hosting.record_acme_attempt(&domain, None, attempt, 0).await.map(|()| None),
+                Err(AcmeError::Store(e)) => Err(e),
+                Err(e) => {
+                    let next = attempt + backoff(failures + 1);
+                    let why = e.to_string();
+                    tracing::warn!(%domain, error = %why, retry_in_s = next - attempt, "no certificate");
+                    self.hosting.record_acme_attempt(&domain, Some(&why), attempt, next).await.map(|()| Some(why))
+                }
+            };
+            let leased = match &outcome {
+                Ok(_) => self.hosting.try_lock(LOCK, &self.holder, unix_now(), LEASE_SECS).await,
+                Err(_) => Ok(true),
+            };
+            (domain, outcome, leased)
+        }))
+        .buffer_unordered(self.options.concurrency.max(1));
+        while let Some((domain, outcome, leased)) = orders.next().await {
+            match outcome? {
+                None => round.issued.push(domain),
+                Some(why) => round.failed.push((domain, why)),
             }
-            if !self.hosting.try_lock(LOCK, &self.holder, unix_now(), LEASE_SECS).await? {
+            if !leased? {
                 tracing::warn!("the ACME lease was taken over; stopping this round");
                 break;
             }
-            let attempt = unix_now();
-            match self.obtain(&d.domain).await {
-                Ok(_) => {
-                    self.hosting.record_acme_attempt(&d.domain, None, attempt, 0).await?;
-                    round.issued.push(d.domain.clone());
-                }
-                Err(AcmeError::Store(e)) => return Err(AcmeError::Store(e)),
-                Err(e) => {
-                    let failures = status.map_or(0, |s| s.failures) + 1;
-                    let next = attempt + backoff(failures);
-                    let why = e.to_string();
-                    tracing::warn!(domain = %d.domain, error = %why, retry_in_s = next - attempt, "no certificate");
-                    self.hosting.record_acme_attempt(&d.domain, Some(&why), attempt, next).await?;
-                    round.failed.push((d.domain.clone(), why));
-                }
-            }
         }
+        round.issued.sort();
+        round.failed.sort();
         Ok(round)
     }
 

@@ -15,7 +15,8 @@
 //!   so this means renewal is failing).
 //!
 //! Problems are stored per domain ([`HostingStore::replace_problems`]); one that appears or
-//! goes away is alerted once (webhook), and the counts are Prometheus gauges.
+//! goes away is alerted once (a webhook, and mail through a relay), and the counts are
+//! Prometheus gauges.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -71,6 +72,64 @@ pub enum MonitorAlert {
     },
 }
 
+/// Where alert mail goes: a relay (`net::submit`), a sender and recipients.
+#[derive(Clone, Debug)]
+pub struct MailAlerts {
+    /// The relay.
+    pub submitter: mtasts_net::submit::Submitter,
+    /// The envelope and header sender.
+    pub from: String,
+    /// The recipients.
+    pub to: Vec<String>,
+}
+
+/// The alert mail for `alerts` (RFC 5322, plain UTF-8 text): counts in the subject, each
+/// problem in the body with its domain, severity, code and subject.
+pub fn alert_mail(
+    from: &str,
+    to: &[String],
+    alerts: &[MonitorAlert],
+    now: OffsetDateTime,
+) -> Vec<u8> {
+    let (mut new, mut resolved) = (Vec::new(), Vec::new());
+    for a in alerts {
+        match a {
+            MonitorAlert::DomainProblem { problem } => new.push(problem),
+            MonitorAlert::DomainProblemResolved { problem } => resolved.push(problem),
+        }
+    }
+    let line = |p: &DomainProblem| {
+        let subject = if p.subject.is_empty() { String::new() } else { format!(" {}:", p.subject) };
+        // One line each; a message never carries line breaks into the mail.
+        let message = p.message.replace(['\r', '\n'], " ");
+        format!("  {} {}{subject} {message} [{}]\r\n", p.severity.to_uppercase(), p.domain, p.code)
+    };
+    let date = now.format(&time::format_description::well_known::Rfc2822).unwrap_or_default();
+    let mut mail = format!(
+        "From: {from}\r\nTo: {}\r\nSubject: mtasts serve: {} new problem(s), {} resolved\r\nDate: {date}\r\n\
+         Message-ID: <{}.{}@mtasts-serve>\r\nMIME-Version: 1.0\r\n\
+         Content-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\
+         Auto-Submitted: auto-generated\r\n\r\n",
+        to.join(", "),
+        new.len(),
+        resolved.len(),
+        now.unix_timestamp_nanos(),
+        std::process::id()
+    );
+    if !new.is_empty() {
+        mail.push_str("New problems:\r\n");
+        new.iter().for_each(|p| mail.push_str(&line(p)));
+        mail.push_str("\r\n");
+    }
+    if !resolved.is_empty() {
+        mail.push_str("Resolved:\r\n");
+        resolved.iter().for_each(|p| mail.push_str(&line(p)));
+        mail.push_str("\r\n");
+    }
+    mail.push_str("Details and fixes: mtasts domain show DOMAIN, or the dashboard.\r\n");
+    mail.into_bytes()
+}
+
 /// What one round did.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct MonitorRound {
@@ -88,6 +147,7 @@ pub struct Monitor {
     manager: Manager,
     options: MonitorOptions,
     webhook: Option<Webhook>,
+    mail: Option<MailAlerts>,
     holder: String,
 }
 
@@ -103,7 +163,13 @@ impl Monitor {
         webhook: Option<Webhook>,
         holder: impl Into<String>,
     ) -> Self {
-        Self { manager, options, webhook, holder: holder.into() }
+        Self { manager, options, webhook, mail: None, holder: holder.into() }
+    }
+
+    /// Also mails the alerts.
+    pub fn with_mail(mut self, mail: MailAlerts) -> Self {
+        self.mail = Some(mail);
+        self
     }
 
     fn hosting(&self) -> &HostingStore {
@@ -220,6 +286,16 @@ impl Monitor {
             && let Err(e) = hook.send_json(&round.alerts).await
         {
             tracing::warn!("{e}; the problems stay recorded (mtasts domain show)");
+        }
+        if let Some(m) = &self.mail
+            && !round.alerts.is_empty()
+        {
+            let message = alert_mail(&m.from, &m.to, &round.alerts, now);
+            if let Err(e) = m.submitter.send(&m.from, &m.to, &message).await {
+                tracing::warn!(
+                    "alert mail not sent: {e}; the problems stay recorded (mtasts domain show)"
+                );
+            }
         }
         let all = self.hosting().problems(None).await?;
         for severity in ["error", "warning"] {

@@ -3,7 +3,7 @@
 //! It speaks: the 220 banner; EHLO (multi-line 250 with PIPELINING, SIZE, 8BITMIME and, before
 //! TLS and when enabled, STARTTLS); HELO; STARTTLS → `220 2.0.0 Ready to start TLS` then a TLS
 //! 1.2/1.3 handshake with the configured certificate (any SNI is accepted); MAIL, RCPT, DATA
-//! (accepted and discarded; DATA ends at `<CRLF>.<CRLF>`), RSET, NOOP, QUIT → 221. Anything else
+//! (accepted and kept in [`SmtpSession::messages`]; DATA ends at `<CRLF>.<CRLF>`), RSET, NOOP, QUIT → 221. Anything else
 //! gets 500. Lines are capped at [`MAX_LINE`] bytes and each command must arrive within
 //! [`IDLE_TIMEOUT`]. Bytes pipelined after STARTTLS (the "STARTTLS command injection",
 //! CVE-2011-0411) are discarded and recorded.
@@ -82,6 +82,8 @@ pub struct SmtpSession {
     pub starttls_injection: bool,
     /// True if the client sent QUIT.
     pub quit: bool,
+    /// Every message received by DATA, dot-unstuffed, lines joined by CRLF.
+    pub messages: Vec<String>,
 }
 
 /// A running SMTP server. Stops when dropped.
@@ -429,10 +431,15 @@ async fn session<S: AsyncRead + AsyncWrite + Unpin>(
             "DATA" => {
                 rec.save();
                 conn.reply("354 End data with <CR><LF>.<CR><LF>").await?;
+                let mut message = String::new();
                 loop {
                     match conn.read_line().await? {
                         Line::Text(t) if t == "." => break,
-                        Line::Text(_) => {}
+                        Line::Text(t) => {
+                            // RFC 5321 §4.5.2: a leading dot was doubled by the client.
+                            message.push_str(t.strip_prefix('.').unwrap_or(&t));
+                            message.push_str("\r\n");
+                        }
                         Line::Eof => return Ok(End::Closed),
                         Line::TooLong => {
                             conn.reply("500 5.5.2 Line too long").await?;
@@ -446,7 +453,9 @@ async fn session<S: AsyncRead + AsyncWrite + Unpin>(
                         }
                     }
                 }
-                conn.reply("250 2.0.0 Ok: queued (and discarded)").await?;
+                rec.session.messages.push(message);
+                rec.save();
+                conn.reply("250 2.0.0 Ok: queued (kept for the test)").await?;
             }
             "RSET" | "NOOP" => {
                 rec.save();

@@ -9,16 +9,18 @@ use std::time::Duration;
 use axum::routing::post;
 use mtasts_check::{CheckOptions, Checker};
 use mtasts_net::dns::RecordType;
+use mtasts_net::submit::{Relay, RelayTls, Submitter};
 use mtasts_net::{HickoryDns, NetConfig};
 use mtasts_serve::catalog::checked_certificate;
 use mtasts_serve::domains::{Change, Manager};
 use mtasts_serve::lifecycle::Service;
-use mtasts_serve::monitor::{Monitor, MonitorAlert, MonitorOptions};
+use mtasts_serve::monitor::{MailAlerts, Monitor, MonitorAlert, MonitorOptions};
 use mtasts_serve::server::{Instance, Listeners, ServerOptions, run};
 use mtasts_store::hosting::HostingStore;
 use mtasts_testkit::World;
 use mtasts_testkit::ca::CertSpec;
 use mtasts_testkit::dns::Override;
+use mtasts_testkit::smtp::{SmtpBehaviour, SmtpServer};
 use mtasts_testkit::world::{DomainSpec, MxSpec};
 use time::OffsetDateTime;
 
@@ -125,8 +127,34 @@ async fn problems_appear_once_and_resolve(db: &TestDb) {
 
     let (url, posted) = webhook().await;
     let hook = mtasts_reports::alert::Webhook::new(url, reqwest_client());
+    // Alert mail through a relay that requires STARTTLS (its certificate verified).
+    let relay_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let relay_port = relay_listener.local_addr().unwrap().port();
+    let relay = SmtpServer::start(
+        relay_listener,
+        SmtpBehaviour {
+            banner: "relay.provider.test ESMTP testkit".into(),
+            starttls: true,
+            cert: Some(world.ca().issue(&CertSpec::valid_for(&["127.0.0.1"]))),
+            silent: false,
+        },
+    )
+    .await
+    .unwrap();
+    let submitter = Submitter::new(
+        Relay { host: "127.0.0.1".into(), port: relay_port, tls: RelayTls::Required },
+        Arc::new(world.ca().root_store()),
+        "serve.provider.test",
+        Duration::from_secs(5),
+    );
+    let mail = MailAlerts {
+        submitter,
+        from: "mtasts@provider.test".into(),
+        to: vec!["noc@provider.test".into(), "owner@shop.test".into()],
+    };
     let monitor =
-        Monitor::new(manager.clone(), MonitorOptions::default(), Some(hook), "instance-a");
+        Monitor::new(manager.clone(), MonitorOptions::default(), Some(hook), "instance-a")
+            .with_mail(mail);
 
     // Healthy: nothing to say.
     let round = monitor.round(OffsetDateTime::now_utc()).await.unwrap();
@@ -164,6 +192,23 @@ async fn problems_appear_once_and_resolve(db: &TestDb) {
             .filter(|a| a["kind"] == "domain-problem" && a["code"] == "mx-not-covered")
             .count(),
         1
+    );
+    let sessions = relay.sessions();
+    let mailed: Vec<&mtasts_testkit::smtp::SmtpSession> =
+        sessions.iter().filter(|x| !x.messages.is_empty()).collect();
+    assert_eq!(mailed.len(), 1, "one mail for the round with news");
+    assert!(mailed[0].starttls, "over STARTTLS");
+    assert!(
+        mailed[0].commands.iter().any(|c| c == "RCPT TO:<owner@shop.test>"),
+        "{:?}",
+        mailed[0].commands
+    );
+    let message = &mailed[0].messages[0];
+    assert!(message.contains("Subject: mtasts serve: "), "{message}");
+    assert!(
+        message.contains("WARNING shop.test mx2.shop.test:")
+            && message.contains("[mx-not-covered]"),
+        "{message}"
     );
 
     // The owner covers mx2 (a new id) but has not updated the TXT record yet: the drift is
