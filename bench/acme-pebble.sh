@@ -31,7 +31,8 @@ WORK=$(mktemp -d /tmp/acme-bench.XXXXXX)
 PIDS=()
 cleanup() {
   for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-  if [ "${KEEP:-0}" = 1 ]; then log "kept $WORK"; else rm -rf "$WORK"; fi
+  wait 2>/dev/null || true
+  if [ "${KEEP:-0}" = 1 ]; then log "kept $WORK"; else rm -rf "$WORK" || true; fi
 }
 trap cleanup EXIT
 

@@ -7,7 +7,7 @@
 //! | `GET /api/v1/domains` | the caller's domains |
 //! | `POST /api/v1/domains` | `add`: `{"domain", "mx"?, "tenant"? (operator tokens only)}` → 201 |
 //! | `GET /api/v1/domains/{domain}` | `show`, `?live=true` compares with the DNS |
-//! | `PATCH /api/v1/domains/{domain}` | `set`: `{"mx"?, "mode"?, "max_age"?, "policy_text"?, "reason"?, "force"?}` |
+//! | `PATCH /api/v1/domains/{domain}` | `set`: `{"mx"?, "mode"?, "max_age"?, "policy_text"?, "reason"?, "force"?, "wait"?}` |
 //! | `POST /api/v1/domains/{domain}/promote` | `promote`: `{"force"?}` |
 //! | `POST /api/v1/domains/{domain}/retire` | `retire`: `{"reason"?}` |
 //!
@@ -324,6 +324,10 @@ struct SetBody {
     reason: Option<String>,
     #[serde(default)]
     force: bool,
+    /// Seconds to wait until the new policy is served, fetched as a sender fetches it, before
+    /// answering (RFC 8461 §8.1: publish the TXT record only then). At most 120.
+    #[serde(default)]
+    wait: Option<u64>,
 }
 
 async fn set(
@@ -360,10 +364,30 @@ async fn set(
     };
     let change =
         Change { mx: b.mx, mode, max_age: b.max_age, policy_text: b.policy_text, reason: b.reason };
-    match state.manager.set(&domain, &change, &caller.author(), b.force, now()).await {
-        Ok(p) => json_ok(StatusCode::OK, &p),
-        Err(e) => domain_error(e),
+    if b.wait.is_some_and(|w| w > 120) {
+        return error(StatusCode::UNPROCESSABLE_ENTITY, "\"wait\": at most 120 seconds");
     }
+    let published =
+        match state.manager.set(&domain, &change, &caller.author(), b.force, now()).await {
+            Ok(p) => p,
+            Err(e) => return domain_error(e),
+        };
+    let Some(wait) = b.wait else { return json_ok(StatusCode::OK, &published) };
+    let served = state
+        .manager
+        .wait_served(
+            &published.domain.domain,
+            &published.domain.policy_text,
+            std::time::Duration::from_secs(wait),
+        )
+        .await;
+    let mut body = serde_json::to_value(&published).unwrap_or_default();
+    body["served"] = json!(served.is_ok());
+    if let Err(why) = served {
+        body["not_served"] =
+            json!(format!("not served within {wait} s: {why}; publish the TXT record once it is"));
+    }
+    json_ok(StatusCode::OK, &body)
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -130,6 +130,18 @@ pub fn alert_mail(
     mail.into_bytes()
 }
 
+/// Why a round did not run.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum MonitorError {
+    /// The database failed.
+    #[error(transparent)]
+    Store(#[from] HostingError),
+    /// The DNS servers do not answer: nothing is judged (every domain would look broken).
+    #[error("monitoring skipped: {0}")]
+    DnsDown(String),
+}
+
 /// What one round did.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct MonitorRound {
@@ -252,7 +264,7 @@ impl Monitor {
     }
 
     /// One round over every hosted domain (see the module docs).
-    pub async fn round(&self, now: OffsetDateTime) -> Result<MonitorRound, HostingError> {
+    pub async fn round(&self, now: OffsetDateTime) -> Result<MonitorRound, MonitorError> {
         if !self.hosting().try_lock(LOCK, &self.holder, unix(now), LEASE_SECS).await? {
             return Ok(MonitorRound { busy: true, ..MonitorRound::default() });
         }
@@ -263,8 +275,12 @@ impl Monitor {
         result
     }
 
-    async fn round_locked(&self, now: OffsetDateTime) -> Result<MonitorRound, HostingError> {
+    async fn round_locked(&self, now: OffsetDateTime) -> Result<MonitorRound, MonitorError> {
         let mut round = MonitorRound::default();
+        // A dead DNS server is said once, not as a problem of every domain.
+        if let Some(checker) = self.manager.checker() {
+            checker.dns_reachable().await.map_err(|e| MonitorError::DnsDown(e.to_string()))?;
+        }
         for d in self.hosting().list(None).await? {
             let Some(found) = self.problems_of(&d, now).await? else { continue };
             let changes = self.hosting().replace_problems(&d.domain, &found, unix(now)).await?;

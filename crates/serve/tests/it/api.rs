@@ -163,6 +163,35 @@ async fn tenants_tokens_and_limits(db: &TestDb) {
     assert_eq!(history[1]["author"], format!("api:{} (a's deploy bot)", row_a.id));
     assert_eq!(history[1]["reason"], "longer");
 
+    // "wait": without a network to fetch through, the answer says it is not served yet.
+    let (status, waited) = api
+        .call(
+            "PATCH",
+            "/api/v1/domains/a.test",
+            Some(&a),
+            Some(json!({"max_age": 259_200, "wait": 0})),
+        )
+        .await;
+    assert_eq!(status, 200, "{waited}");
+    assert_eq!(waited["served"], false);
+    assert!(
+        waited["not_served"].as_str().unwrap().contains("publish the TXT record once it is"),
+        "{waited}"
+    );
+    let (status, _) = api
+        .call(
+            "PATCH",
+            "/api/v1/domains/a.test",
+            Some(&a),
+            Some(json!({"max_age": 172_800, "wait": 121})),
+        )
+        .await;
+    assert_eq!(status, 422);
+    let (status, back) = api
+        .call("PATCH", "/api/v1/domains/a.test", Some(&a), Some(json!({"max_age": 172_800})))
+        .await;
+    assert_eq!((status, back["domain"]["version"].as_i64()), (200, Some(4)), "{back}");
+
     // Bad bodies: named, nothing stored.
     let cases = [
         (json!({"max_age": 1, "mode_": "enforce"}), 422, "unknown field `mode_`"),
@@ -199,7 +228,7 @@ async fn tenants_tokens_and_limits(db: &TestDb) {
         .await
         .unwrap();
     assert_eq!(not_json.status().as_u16(), 400);
-    assert_eq!(store.get("a.test").await.unwrap().unwrap().version, 2);
+    assert_eq!(store.get("a.test").await.unwrap().unwrap().version, 4);
 
     // The operator sees every tenant and must say whose a new domain is.
     api.call(

@@ -255,6 +255,34 @@ async fn problems_appear_once_and_resolve(db: &TestDb) {
         cert.message
     );
 
+    // A DNS server that does not answer: the round is skipped with the reason, and no problem
+    // is recorded or resolved because of it.
+    let mut quick = NetConfig::private_world(
+        "127.0.0.1:9".parse().unwrap(),
+        world.ca_pem_path(),
+        https_port,
+        world.smtp_port(),
+        "tests.mtasts.test",
+    );
+    quick.timeouts.dns = Duration::from_millis(300);
+    let dead_dns = Arc::new(HickoryDns::new(&quick.dns_servers, quick.timeouts.dns).unwrap());
+    let dead_checker = Checker::with_dns(
+        &quick,
+        dead_dns,
+        CheckOptions { dane: false, ..CheckOptions::default() },
+    )
+    .unwrap();
+    let before = store.problems(Some("shop.test")).await.unwrap();
+    let blind = Monitor::new(
+        Manager::new(store.clone(), Some(dead_checker), Service::default()),
+        MonitorOptions::default(),
+        None,
+        "instance-c",
+    );
+    let err = blind.round(OffsetDateTime::now_utc()).await.unwrap_err();
+    assert!(err.to_string().starts_with("monitoring skipped: "), "{err}");
+    assert_eq!(store.problems(Some("shop.test")).await.unwrap(), before);
+
     // One monitor at a time.
     assert!(store.try_lock("monitor", "instance-b", now(), 600).await.unwrap());
     assert!(monitor.round(OffsetDateTime::now_utc()).await.unwrap().busy);
