@@ -82,7 +82,11 @@ enum Command {
     /// Host MTA-STS policies: the HTTPS server for `https://mta-sts.<domain>/` of every
     /// domain managed with `mtasts domain`, certificates chosen by SNI from the database.
     ///
-    /// Several instances on one PostgreSQL serve the same domains and certificates.
+    /// Certificates by ACME with --acme-directory; every domain re-checked every
+    /// --monitor-every seconds, problems alerted by --alert-webhook and --alert-mail-to; the
+    /// REST API and the dashboard on --api-listen; TLS-RPT reports taken on the policy hosts
+    /// with --receive-reports. Several instances on one PostgreSQL serve the same domains and
+    /// certificates (one of them orders certificates and monitors at a time).
     Serve(Box<serve::ServeArgs>),
     /// Manage hosted domains: add (records to publish), list, show, set (every change a new
     /// policy id), promote to enforce (guarded by the MX checks and the TLS-RPT reports),

@@ -202,6 +202,21 @@ fn body<T>(parsed: Result<axum::Json<T>, JsonRejection>) -> Result<T, Response> 
     parsed.map(|axum::Json(v)| v).map_err(|r| error(r.status(), r.body_text()))
 }
 
+/// A body that may be left out altogether (no `Content-Type`): its defaults then.
+fn optional_body<T: Default>(parsed: Result<axum::Json<T>, JsonRejection>) -> Result<T, Response> {
+    match parsed {
+        Err(JsonRejection::MissingJsonContentType(_)) => Ok(T::default()),
+        other => body(other),
+    }
+}
+
+/// The caller, if its token is valid and its scope owns `domain` (else the 401 or 404).
+async fn owner(state: &ApiState, headers: &HeaderMap, domain: &str) -> Result<Caller, Response> {
+    let caller = caller(state, headers).await?;
+    owned(state, &caller, domain).await?;
+    Ok(caller)
+}
+
 fn json_ok(status: StatusCode, value: &impl serde::Serialize) -> Response {
     (status, axum::Json(value)).into_response()
 }
@@ -292,11 +307,7 @@ async fn show(
     Path(domain): Path<String>,
     query: Result<Query<ShowQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Response {
-    let caller = match caller(&state, &headers).await {
-        Ok(c) => c,
-        Err(r) => return r,
-    };
-    if let Err(r) = owned(&state, &caller, &domain).await {
+    if let Err(r) = owner(&state, &headers, &domain).await {
         return r;
     }
     let live = match query {
@@ -336,13 +347,10 @@ async fn set(
     Path(domain): Path<String>,
     parsed: Result<axum::Json<SetBody>, JsonRejection>,
 ) -> Response {
-    let caller = match caller(&state, &headers).await {
+    let caller = match owner(&state, &headers, &domain).await {
         Ok(c) => c,
         Err(r) => return r,
     };
-    if let Err(r) = owned(&state, &caller, &domain).await {
-        return r;
-    }
     let b = match body(parsed) {
         Ok(b) => b,
         Err(r) => return r,
@@ -403,19 +411,13 @@ async fn promote(
     Path(domain): Path<String>,
     parsed: Result<axum::Json<PromoteBody>, JsonRejection>,
 ) -> Response {
-    let caller = match caller(&state, &headers).await {
+    let caller = match owner(&state, &headers, &domain).await {
         Ok(c) => c,
         Err(r) => return r,
     };
-    if let Err(r) = owned(&state, &caller, &domain).await {
-        return r;
-    }
-    let b = match parsed {
-        Err(JsonRejection::MissingJsonContentType(_)) => PromoteBody::default(),
-        other => match body(other) {
-            Ok(b) => b,
-            Err(r) => return r,
-        },
+    let b = match optional_body(parsed) {
+        Ok(b) => b,
+        Err(r) => return r,
     };
     match state.manager.promote(&domain, &caller.author(), b.force, now()).await {
         Ok(p) => json_ok(StatusCode::OK, &p),
@@ -436,19 +438,13 @@ async fn retire(
     Path(domain): Path<String>,
     parsed: Result<axum::Json<RetireBody>, JsonRejection>,
 ) -> Response {
-    let caller = match caller(&state, &headers).await {
+    let caller = match owner(&state, &headers, &domain).await {
         Ok(c) => c,
         Err(r) => return r,
     };
-    if let Err(r) = owned(&state, &caller, &domain).await {
-        return r;
-    }
-    let b = match parsed {
-        Err(JsonRejection::MissingJsonContentType(_)) => RetireBody::default(),
-        other => match body(other) {
-            Ok(b) => b,
-            Err(r) => return r,
-        },
+    let b = match optional_body(parsed) {
+        Ok(b) => b,
+        Err(r) => return r,
     };
     match state.manager.retire(&domain, &caller.author(), b.reason.as_deref(), now()).await {
         Ok(p) => json_ok(StatusCode::OK, &p),

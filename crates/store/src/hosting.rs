@@ -487,12 +487,19 @@ impl HostingStore {
 
     /// Every stored certificate, by domain.
     pub async fn certificates(&self) -> Result<Vec<StoredCertificate>, HostingError> {
+        self.certificates_where(None).await
+    }
+
+    async fn certificates_where(
+        &self,
+        domain: Option<&str>,
+    ) -> Result<Vec<StoredCertificate>, HostingError> {
         const Q: &str = "SELECT domain, chain_pem, key_pem, not_before, not_after, source, updated_at \
-             FROM hosted_certificates ORDER BY domain";
+             FROM hosted_certificates WHERE ($1 IS NULL OR domain = $1) ORDER BY domain";
         type Tuple = (String, String, String, i64, i64, String, i64);
         on_pool!(self, |pool| {
             let rows: Vec<Tuple> =
-                sqlx::query_as(Q).fetch_all(pool).await.map_err(|e| self.err(e))?;
+                sqlx::query_as(Q).bind(domain).fetch_all(pool).await.map_err(|e| self.err(e))?;
             Ok(rows
                 .into_iter()
                 .map(|(domain, chain_pem, key_pem, not_before, not_after, source, updated_at)| {
@@ -658,29 +665,7 @@ impl HostingStore {
         &self,
         domain: &str,
     ) -> Result<Option<StoredCertificate>, HostingError> {
-        const Q: &str = "SELECT domain, chain_pem, key_pem, not_before, not_after, source, updated_at \
-             FROM hosted_certificates WHERE domain = $1";
-        type Tuple = (String, String, String, i64, i64, String, i64);
-        on_pool!(self, |pool| {
-            let row: Option<Tuple> = sqlx::query_as(Q)
-                .bind(domain)
-                .fetch_optional(pool)
-                .await
-                .map_err(|e| self.err(e))?;
-            Ok(row.map(
-                |(domain, chain_pem, key_pem, not_before, not_after, source, updated_at)| {
-                    StoredCertificate {
-                        domain,
-                        chain_pem,
-                        key_pem,
-                        not_before,
-                        not_after,
-                        source,
-                        updated_at,
-                    }
-                },
-            ))
-        })
+        Ok(self.certificates_where(Some(domain)).await?.pop())
     }
 
     /// The certificate-ordering state of `domain`.
