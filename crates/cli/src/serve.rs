@@ -62,6 +62,10 @@ pub(crate) struct ServeArgs {
     /// 0 turns monitoring off.
     #[arg(long, env = "MTASTS_MONITOR_EVERY", default_value_t = 21_600)]
     monitor_every: u64,
+    /// Domains checked at once by monitoring (each opens SMTP connections to its MX hosts; a
+    /// dead host costs the SMTP timeouts).
+    #[arg(long, env = "MTASTS_MONITOR_CONCURRENCY", default_value_t = 8)]
+    monitor_concurrency: usize,
     /// POST monitoring alerts as JSON (`{"alerts": [{"kind": "domain-problem" |
     /// "domain-problem-resolved", "domain", "code", "subject", "severity", "message", …}]}`)
     /// to this URL.
@@ -357,8 +361,14 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<u8> {
                 to: args.alert_mail_to.clone(),
             })
         };
+        anyhow::ensure!(
+            (1..=256).contains(&args.monitor_concurrency),
+            "--monitor-concurrency must be 1 to 256, got {}",
+            args.monitor_concurrency
+        );
         let options = mtasts_serve::monitor::MonitorOptions {
             every: Duration::from_secs(args.monitor_every),
+            concurrency: args.monitor_concurrency,
             ..Default::default()
         };
         let mut monitor =

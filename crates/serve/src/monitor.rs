@@ -21,6 +21,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures::StreamExt as _;
 use mtasts_check::{Severity, judge::judge};
 use mtasts_proto::DomainName;
 use mtasts_reports::alert::Webhook;
@@ -46,11 +47,13 @@ pub struct MonitorOptions {
     pub every: Duration,
     /// Warn when the stored policy-host certificate has fewer days left (default 14).
     pub certificate_warn_days: i64,
+    /// Domains checked at once (default 8).
+    pub concurrency: usize,
 }
 
 impl Default for MonitorOptions {
     fn default() -> Self {
-        Self { every: Duration::from_secs(6 * 3600), certificate_warn_days: 14 }
+        Self { every: Duration::from_secs(6 * 3600), certificate_warn_days: 14, concurrency: 8 }
     }
 }
 
@@ -281,10 +284,30 @@ impl Monitor {
         if let Some(checker) = self.manager.checker() {
             checker.dns_reachable().await.map_err(|e| MonitorError::DnsDown(e.to_string()))?;
         }
-        for d in self.hosting().list(None).await? {
-            let Some(found) = self.problems_of(&d, now).await? else { continue };
+        // Several domains at a time (a dead MX host costs its timeouts); each check records
+        // its own result, so the loop below never awaits the database while checks are
+        // suspended holding pooled connections.
+        let domains = self.hosting().list(None).await?;
+        let mut checks = futures::stream::iter(domains.into_iter().map(|d| async move {
+            let Some(found) = self.problems_of(&d, now).await? else {
+                return Ok::<_, HostingError>(None);
+            };
             let changes = self.hosting().replace_problems(&d.domain, &found, unix(now)).await?;
-            round.checked += 1;
+            self.hosting()
+                .try_lock(LOCK, &self.holder, unix(OffsetDateTime::now_utc()), LEASE_SECS)
+                .await?;
+            Ok(Some(changes))
+        }))
+        .buffer_unordered(self.options.concurrency.max(1));
+        let mut all_changes = Vec::new();
+        while let Some(result) = checks.next().await {
+            if let Some(changes) = result? {
+                round.checked += 1;
+                all_changes.push(changes);
+            }
+        }
+        drop(checks);
+        for changes in all_changes {
             for p in changes.new {
                 tracing::warn!(domain = %p.domain, code = %p.code, subject = %p.subject, "{}", p.message);
                 round.alerts.push(MonitorAlert::DomainProblem { problem: p });
@@ -293,9 +316,6 @@ impl Monitor {
                 tracing::info!(domain = %p.domain, code = %p.code, subject = %p.subject, "resolved: {}", p.message);
                 round.alerts.push(MonitorAlert::DomainProblemResolved { problem: p });
             }
-            self.hosting()
-                .try_lock(LOCK, &self.holder, unix(OffsetDateTime::now_utc()), LEASE_SECS)
-                .await?;
         }
         if let Some(hook) = &self.webhook
             && !round.alerts.is_empty()
