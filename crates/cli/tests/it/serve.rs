@@ -233,6 +233,18 @@ async fn a_hosted_domain_end_to_end() {
     let r = api.get(&url).bearer_auth(&token).send().await.unwrap();
     assert_eq!(r.status().as_u16(), 401);
 
+    // `domain list | head`: a closed pipe ends the listing quietly.
+    let mut child = site
+        .mtasts(&["domain", "list"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(!text(&out).contains("Broken pipe"), "{}", text(&out));
+
     // Bad input: an IP literal, a domain not hosted.
     let out = site.run(&["domain", "add", "192.0.2.1"]);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
