@@ -4,6 +4,7 @@
 //! This binary only parses arguments and renders output; the work is in the library crates.
 //! Each subcommand has its own module.
 
+mod alert_mail;
 mod check;
 mod demo;
 mod domain;
@@ -72,7 +73,7 @@ enum Command {
     /// pipe, maildir, mbox, IMAP) or HTTPS, list and show them, summarise sessions and failures
     /// per domain and day (text, JSON, CSV, an HTML page), and say whether a domain is ready
     /// for mode: enforce.
-    Report(report::ReportArgs),
+    Report(Box<report::ReportArgs>),
     /// The Postfix MTA-STS policy daemon (socketmap): outbound mail to MTA-STS domains goes
     /// only over verified TLS to the MX hosts their policy allows.
     ///
@@ -140,7 +141,7 @@ fn main() -> ExitCode {
             Command::Generate(args) => generate::run(args),
             Command::Scan(args) => scan::run(*args).await,
             Command::Resolver(args) => resolver::run(*args).await,
-            Command::Report(args) => report::run(args).await,
+            Command::Report(args) => report::run(*args).await,
             Command::Serve(args) => serve::run(*args).await,
             Command::Domain(args) => domain::run(*args).await,
         }

@@ -60,33 +60,47 @@ pub(crate) struct AlertArgs {
     /// No alert for a kind of failure seen for the first time.
     #[arg(long)]
     no_alert_new_kinds: bool,
+    #[command(flatten)]
+    mail: crate::alert_mail::AlertMailArgs,
+    /// Trust roots for the alert webhook and mail relay: `webpki`, `system` or a PEM file.
+    #[arg(long = "alert-trust-roots", env = "MTASTS_ALERT_TRUST_ROOTS", default_value = "webpki")]
+    alert_trust_roots: String,
 }
 
 impl AlertArgs {
-    /// `ing` with the alerts, when a webhook is set.
-    fn apply(&self, ing: Ingestor) -> anyhow::Result<Ingestor> {
-        let Some(url) = &self.alert_webhook else { return Ok(ing) };
-        anyhow::ensure!(
-            url.starts_with("https://") || url.starts_with("http://"),
-            "--alert-webhook {url:?} is not an http(s) URL"
-        );
+    /// `ing` with the alerts, when a webhook or alert mail is set.
+    fn apply(&self, mut ing: Ingestor) -> anyhow::Result<Ingestor> {
+        let mailer = self.mail.mailer(&self.alert_trust_roots)?;
+        if self.alert_webhook.is_none() && mailer.is_none() {
+            return Ok(ing);
+        }
         anyhow::ensure!(
             (0.0..=1.0).contains(&self.alert_failure_rate),
             "--alert-failure-rate must be from 0 to 1, got {}",
             self.alert_failure_rate
         );
-        let roots = mtasts_net::TrustRoots::from_arg("webpki").load()?;
-        let client = reqwest::Client::builder()
-            .tls_backend_preconfigured(mtasts_net::tls::strict_client_config(roots))
-            .timeout(std::time::Duration::from_secs(10))
-            .build()
-            .context("cannot set up the alert webhook client")?;
         let rules = mtasts_reports::alert::AlertRules {
             failure_rate: self.alert_failure_rate,
             min_sessions: self.alert_min_sessions,
             new_kinds: !self.no_alert_new_kinds,
         };
-        Ok(ing.with_alerts(rules, mtasts_reports::alert::Webhook::new(url.clone(), client)))
+        if let Some(url) = &self.alert_webhook {
+            anyhow::ensure!(
+                url.starts_with("https://") || url.starts_with("http://"),
+                "--alert-webhook {url:?} is not an http(s) URL"
+            );
+            let roots = mtasts_net::TrustRoots::from_arg(&self.alert_trust_roots).load()?;
+            let client = reqwest::Client::builder()
+                .tls_backend_preconfigured(mtasts_net::tls::strict_client_config(roots))
+                .timeout(std::time::Duration::from_secs(10))
+                .build()
+                .context("cannot set up the alert webhook client")?;
+            ing = ing.with_alerts(rules, mtasts_reports::alert::Webhook::new(url.clone(), client));
+        }
+        if let Some(m) = mailer {
+            ing = ing.with_alert_mail(rules, m);
+        }
+        Ok(ing)
     }
 }
 

@@ -71,20 +71,8 @@ pub(crate) struct ServeArgs {
     /// to this URL.
     #[arg(long, env = "MTASTS_ALERT_WEBHOOK")]
     alert_webhook: Option<String>,
-    /// Also mail monitoring alerts to these addresses (comma separated), through
-    /// `--alert-smtp`.
-    #[arg(long, env = "MTASTS_ALERT_MAIL_TO", value_delimiter = ',')]
-    alert_mail_to: Vec<String>,
-    /// The sender of alert mail (default: mtasts@ this host's name).
-    #[arg(long, env = "MTASTS_ALERT_MAIL_FROM")]
-    alert_mail_from: Option<String>,
-    /// The relay alert mail goes through: HOST or HOST:PORT (default port 25).
-    #[arg(long, env = "MTASTS_ALERT_SMTP", default_value = "localhost:25")]
-    alert_smtp: String,
-    /// TLS to the relay: `required` (STARTTLS, its certificate verified against
-    /// --trust-roots), `opportunistic` (STARTTLS when offered) or `none` (a relay on loopback).
-    #[arg(long, env = "MTASTS_ALERT_SMTP_TLS", default_value = "opportunistic", value_parser = ["required", "opportunistic", "none"])]
-    alert_smtp_tls: String,
+    #[command(flatten)]
+    alert_mail: crate::alert_mail::AlertMailArgs,
     /// Take TLS-RPT reports (RFC 8460 §5.4) by HTTPS POST at
     /// `https://mta-sts.<domain>/v1/tlsrpt` of every hosted domain, into the hosting database
     /// (the dashboard's charts and `promote`'s guard read them). Publish it with
@@ -202,13 +190,7 @@ impl AcmeArgs {
 
 /// This instance's name in the ACME lease: host name and process id.
 pub(crate) fn holder() -> String {
-    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .ok()
-        .map(|h| h.trim().to_owned())
-        .filter(|h| !h.is_empty())
-        .or_else(|| std::env::var("HOSTNAME").ok())
-        .unwrap_or_else(|| "localhost".into());
-    format!("{host}:{}", std::process::id())
+    format!("{}:{}", crate::alert_mail::host_name(), std::process::id())
 }
 
 fn secs(name: &str, v: f64) -> anyhow::Result<Duration> {
@@ -321,46 +303,7 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<u8> {
             }
             None => None,
         };
-        let mail = if args.alert_mail_to.is_empty() {
-            None
-        } else {
-            for a in &args.alert_mail_to {
-                anyhow::ensure!(
-                    a.contains('@') && !a.contains(['<', '>', ',', ' ', '\r', '\n']),
-                    "--alert-mail-to {a:?} is not a mail address"
-                );
-            }
-            let (host, port) = match args.alert_smtp.rsplit_once(':') {
-                Some((h, p)) if !h.contains(':') || h.ends_with(']') => (
-                    h.trim_start_matches('[').trim_end_matches(']').to_owned(),
-                    p.parse::<u16>().map_err(|_| {
-                        anyhow::anyhow!(
-                            "--alert-smtp {:?}: the port must be a number",
-                            args.alert_smtp
-                        )
-                    })?,
-                ),
-                _ => (args.alert_smtp.clone(), 25),
-            };
-            let tls = match args.alert_smtp_tls.as_str() {
-                "required" => mtasts_net::submit::RelayTls::Required,
-                "none" => mtasts_net::submit::RelayTls::None,
-                _ => mtasts_net::submit::RelayTls::Opportunistic,
-            };
-            let me = holder().split(':').next().unwrap_or("localhost").to_owned();
-            let config = args.net.config()?;
-            let submitter = mtasts_net::submit::Submitter::new(
-                mtasts_net::submit::Relay { host, port, tls },
-                config.trust.load()?,
-                me.clone(),
-                Duration::from_secs(30),
-            );
-            Some(mtasts_serve::monitor::MailAlerts {
-                submitter,
-                from: args.alert_mail_from.clone().unwrap_or_else(|| format!("mtasts@{me}")),
-                to: args.alert_mail_to.clone(),
-            })
-        };
+        let mail = args.alert_mail.mailer(&args.net.trust_roots)?;
         anyhow::ensure!(
             (1..=256).contains(&args.monitor_concurrency),
             "--monitor-concurrency must be 1 to 256, got {}",

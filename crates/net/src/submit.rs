@@ -304,6 +304,41 @@ impl Submitter {
     }
 }
 
+/// A relay, a sender and recipients: where a program's alert mail goes.
+#[derive(Clone, Debug)]
+pub struct Mailer {
+    /// The relay.
+    pub submitter: Submitter,
+    /// The envelope and header sender.
+    pub from: String,
+    /// The recipients.
+    pub to: Vec<String>,
+}
+
+impl Mailer {
+    /// Sends `message` (RFC 5322 text whose headers name the same sender and recipients).
+    pub async fn send(&self, message: &[u8]) -> Result<(), SubmitError> {
+        self.submitter.send(&self.from, &self.to, message).await
+    }
+
+    /// The RFC 5322 headers of a plain UTF-8 text mail from this mailer with `subject`
+    /// (which must hold no line break) at `now`, ending with the blank line.
+    pub fn headers(&self, subject: &str, now: time::OffsetDateTime) -> String {
+        let date = now.format(&time::format_description::well_known::Rfc2822).unwrap_or_default();
+        let subject = subject.replace(['\r', '\n'], " ");
+        format!(
+            "From: {}\r\nTo: {}\r\nSubject: {subject}\r\nDate: {date}\r\n\
+             Message-ID: <{}.{}@mtasts>\r\nMIME-Version: 1.0\r\n\
+             Content-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\
+             Auto-Submitted: auto-generated\r\n\r\n",
+            self.from,
+            self.to.join(", "),
+            now.unix_timestamp_nanos(),
+            std::process::id()
+        )
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -164,6 +164,41 @@ impl Webhook {
     }
 }
 
+impl Alert {
+    /// The policy domain it is about.
+    pub fn domain(&self) -> &str {
+        match self {
+            Self::FailureRate { domain, .. } | Self::NewFailureKind { domain, .. } => domain,
+        }
+    }
+
+    /// In words.
+    pub fn message(&self) -> &str {
+        match self {
+            Self::FailureRate { message, .. } | Self::NewFailureKind { message, .. } => message,
+        }
+    }
+}
+
+/// The alert mail for `alerts` (RFC 5322, plain UTF-8 text): the count and domains in the
+/// subject, one line per alert in the body.
+pub fn alert_mail(
+    mailer: &mtasts_net::submit::Mailer,
+    alerts: &[Alert],
+    now: time::OffsetDateTime,
+) -> Vec<u8> {
+    let mut domains: Vec<&str> = alerts.iter().map(Alert::domain).collect();
+    domains.sort_unstable();
+    domains.dedup();
+    let mut mail = mailer
+        .headers(&format!("TLS-RPT: {} alert(s) for {}", alerts.len(), domains.join(", ")), now);
+    for a in alerts {
+        mail.push_str(&format!("  {}: {}\r\n", a.domain(), a.message().replace(['\r', '\n'], " ")));
+    }
+    mail.push_str("\r\nDetails: mtasts report summary --domain DOMAIN\r\n");
+    mail.into_bytes()
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]

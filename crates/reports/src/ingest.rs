@@ -63,25 +63,39 @@ pub struct Ingestor {
     store: ReportStore,
     limits: Limits,
     dkim: Option<(DkimVerifier, DkimPolicy)>,
-    alerts: Option<(AlertRules, Webhook)>,
+    alerts: Option<AlertRules>,
+    webhook: Option<Webhook>,
+    mail: Option<mtasts_net::submit::Mailer>,
 }
 
 impl Ingestor {
     /// An ingestor writing to `store`.
     pub fn new(store: ReportStore, limits: Limits) -> Self {
-        Self { store, limits, dkim: None, alerts: None }
+        Self { store, limits, dkim: None, alerts: None, webhook: None, mail: None }
     }
 
     /// Sends the alerts new reports raise ([`crate::alert`]) to `webhook`.
     pub fn with_alerts(mut self, rules: AlertRules, webhook: Webhook) -> Self {
-        self.alerts = Some((rules, webhook));
+        self.alerts = Some(rules);
+        self.webhook = Some(webhook);
+        self
+    }
+
+    /// Also mails the alerts new reports raise (`rules` replaces any given before).
+    pub fn with_alert_mail(
+        mut self,
+        rules: AlertRules,
+        mailer: mtasts_net::submit::Mailer,
+    ) -> Self {
+        self.alerts = Some(rules);
+        self.mail = Some(mailer);
         self
     }
 
     /// Evaluates and sends the alerts of a newly stored report (errors are logged: an alert
     /// channel never fails an ingestion).
     async fn alert(&self, row: &NewReport, id: i64) {
-        let Some((rules, webhook)) = &self.alerts else { return };
+        let Some(rules) = &self.alerts else { return };
         let mut domains: Vec<&str> =
             row.policies.iter().filter_map(|p| p.policy_domain.as_deref()).collect();
         domains.sort_unstable();
@@ -97,8 +111,19 @@ impl Ingestor {
             };
             alerts.extend(crate::alert::evaluate(row, d, &known, rules));
         }
-        if let Err(e) = webhook.send(&alerts).await {
+        if alerts.is_empty() {
+            return;
+        }
+        if let Some(webhook) = &self.webhook
+            && let Err(e) = webhook.send(&alerts).await
+        {
             tracing::warn!(error = %e, alerts = alerts.len(), "alerts not delivered");
+        }
+        if let Some(mail) = &self.mail {
+            let message = crate::alert::alert_mail(mail, &alerts, time::OffsetDateTime::now_utc());
+            if let Err(e) = mail.send(&message).await {
+                tracing::warn!(error = %e, alerts = alerts.len(), "alert mail not sent");
+            }
         }
     }
 

@@ -76,24 +76,11 @@ pub enum MonitorAlert {
 }
 
 /// Where alert mail goes: a relay (`net::submit`), a sender and recipients.
-#[derive(Clone, Debug)]
-pub struct MailAlerts {
-    /// The relay.
-    pub submitter: mtasts_net::submit::Submitter,
-    /// The envelope and header sender.
-    pub from: String,
-    /// The recipients.
-    pub to: Vec<String>,
-}
+pub use mtasts_net::submit::Mailer as MailAlerts;
 
 /// The alert mail for `alerts` (RFC 5322, plain UTF-8 text): counts in the subject, each
 /// problem in the body with its domain, severity, code and subject.
-pub fn alert_mail(
-    from: &str,
-    to: &[String],
-    alerts: &[MonitorAlert],
-    now: OffsetDateTime,
-) -> Vec<u8> {
+pub fn alert_mail(mailer: &MailAlerts, alerts: &[MonitorAlert], now: OffsetDateTime) -> Vec<u8> {
     let (mut new, mut resolved) = (Vec::new(), Vec::new());
     for a in alerts {
         match a {
@@ -107,17 +94,9 @@ pub fn alert_mail(
         let message = p.message.replace(['\r', '\n'], " ");
         format!("  {} {}{subject} {message} [{}]\r\n", p.severity.to_uppercase(), p.domain, p.code)
     };
-    let date = now.format(&time::format_description::well_known::Rfc2822).unwrap_or_default();
-    let mut mail = format!(
-        "From: {from}\r\nTo: {}\r\nSubject: mtasts serve: {} new problem(s), {} resolved\r\nDate: {date}\r\n\
-         Message-ID: <{}.{}@mtasts-serve>\r\nMIME-Version: 1.0\r\n\
-         Content-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\
-         Auto-Submitted: auto-generated\r\n\r\n",
-        to.join(", "),
-        new.len(),
-        resolved.len(),
-        now.unix_timestamp_nanos(),
-        std::process::id()
+    let mut mail = mailer.headers(
+        &format!("mtasts serve: {} new problem(s), {} resolved", new.len(), resolved.len()),
+        now,
     );
     if !new.is_empty() {
         mail.push_str("New problems:\r\n");
@@ -326,8 +305,8 @@ impl Monitor {
         if let Some(m) = &self.mail
             && !round.alerts.is_empty()
         {
-            let message = alert_mail(&m.from, &m.to, &round.alerts, now);
-            if let Err(e) = m.submitter.send(&m.from, &m.to, &message).await {
+            let message = alert_mail(m, &round.alerts, now);
+            if let Err(e) = m.send(&message).await {
                 tracing::warn!(
                     "alert mail not sent: {e}; the problems stay recorded (mtasts domain show)"
                 );
