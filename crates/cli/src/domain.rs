@@ -213,12 +213,12 @@ pub(crate) fn service_host(given: Option<&String>) -> anyhow::Result<Option<Doma
 pub(crate) fn report_uris(given: &[String]) -> anyhow::Result<Vec<String>> {
     let rua: Vec<String> =
         given.iter().map(|s| s.trim().to_owned()).filter(|s| !s.is_empty()).collect();
-    if !rua.is_empty() {
-        // `{domain}` stands for each hosted domain: check the URIs with an example name.
-        let sample =
-            rua.join(",").replace(mtasts_serve::lifecycle::DOMAIN_PLACEHOLDER, "example.com");
+    // `{domain}` stands for each hosted domain: check each URI with an example name, and
+    // name the URI as given when it is refused.
+    for uri in &rua {
+        let sample = uri.replace(mtasts_serve::lifecycle::DOMAIN_PLACEHOLDER, "example.com");
         mtasts_proto::TlsRptRecord::parse(&format!("v=TLSRPTv1; rua={sample}"))
-            .map_err(|e| anyhow::anyhow!("--rua: {e}"))?;
+            .map_err(|e| anyhow::anyhow!("--rua {uri:?}: {e}"))?;
     }
     Ok(rua)
 }
