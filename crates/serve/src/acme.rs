@@ -25,7 +25,9 @@ use instant_acme::{
     RetryPolicy,
 };
 use mtasts_net::DnsClient;
-use mtasts_store::hosting::{AcmeStatus, HostingError, HostingStore, StoredCertificate};
+use mtasts_store::hosting::{
+    AcmeStatus, CertificateValidity, HostingError, HostingStore, StoredCertificate,
+};
 use rustls::sign::CertifiedKey;
 use rustls_pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
 use tokio::sync::OnceCell;
@@ -164,7 +166,7 @@ pub enum Due {
 
 /// Whether a domain needs a certificate at `now` (see the module docs). Pure.
 pub fn due(
-    cert: Option<&StoredCertificate>,
+    cert: Option<&CertificateValidity>,
     status: Option<&AcmeStatus>,
     now: i64,
     renew_before: Duration,
@@ -491,7 +493,7 @@ impl Acme {
 
     async fn round_locked(&self, now: i64) -> Result<Round, AcmeError> {
         let domains = self.hosting.list(None).await?;
-        let certs = self.hosting.certificates().await?;
+        let certs = self.hosting.certificate_validity().await?;
         let statuses = self.hosting.acme_statuses().await?;
         let mut round = Round::default();
         let due_now: Vec<(String, i64)> = domains
@@ -588,15 +590,12 @@ mod tests {
     use super::*;
     use mtasts_proto::DomainName;
 
-    fn cert(source: &str, not_before: i64, not_after: i64) -> StoredCertificate {
-        StoredCertificate {
+    fn cert(source: &str, not_before: i64, not_after: i64) -> CertificateValidity {
+        CertificateValidity {
             domain: "example.com".into(),
-            chain_pem: String::new(),
-            key_pem: String::new(),
+            source: source.into(),
             not_before,
             not_after,
-            source: source.into(),
-            updated_at: not_before,
         }
     }
 

@@ -231,19 +231,17 @@ fn check_mx(mx: Option<&Vec<String>>) -> Result<(), Response> {
     }
 }
 
-async fn list(State(state): State<Arc<ApiState>>, headers: HeaderMap) -> Response {
-    let caller = match caller(&state, &headers).await {
-        Ok(c) => c,
-        Err(r) => return r,
-    };
+/// What a handler answers: the success, or the finished error response (`?` returns it).
+type Answer = Result<Response, Response>;
+
+async fn list(State(state): State<Arc<ApiState>>, headers: HeaderMap) -> Answer {
+    let caller = caller(&state, &headers).await?;
     let tenant = match &caller.scope {
         Scope::Operator => None,
         Scope::Tenant(t) => Some(t.as_str()),
     };
-    match state.manager.hosting().list(tenant).await {
-        Ok(domains) => json_ok(StatusCode::OK, &json!({ "domains": domains })),
-        Err(e) => store_error(e),
-    }
+    let domains = state.manager.hosting().list(tenant).await.map_err(store_error)?;
+    Ok(json_ok(StatusCode::OK, &json!({ "domains": domains })))
 }
 
 #[derive(Debug, Deserialize)]
@@ -260,39 +258,33 @@ async fn add(
     State(state): State<Arc<ApiState>>,
     headers: HeaderMap,
     parsed: Result<axum::Json<AddBody>, JsonRejection>,
-) -> Response {
-    let caller = match caller(&state, &headers).await {
-        Ok(c) => c,
-        Err(r) => return r,
-    };
-    let b = match body(parsed) {
-        Ok(b) => b,
-        Err(r) => return r,
-    };
-    if let Err(r) = check_mx(b.mx.as_ref()) {
-        return r;
-    }
+) -> Answer {
+    let caller = caller(&state, &headers).await?;
+    let b = body(parsed)?;
+    check_mx(b.mx.as_ref())?;
     let tenant = match (&caller.scope, b.tenant) {
         (Scope::Tenant(t), None) => t.clone(),
         (Scope::Tenant(t), Some(asked)) if &asked == t => asked,
         (Scope::Tenant(_), Some(_)) => {
-            return error(
+            return Err(error(
                 StatusCode::FORBIDDEN,
                 "\"tenant\": this token acts for its own tenant only",
-            );
+            ));
         }
         (Scope::Operator, Some(t)) if !t.trim().is_empty() && t.len() <= 64 => t,
         (Scope::Operator, _) => {
-            return error(
+            return Err(error(
                 StatusCode::UNPROCESSABLE_ENTITY,
                 "\"tenant\": an operator token must say which tenant (1 to 64 characters)",
-            );
+            ));
         }
     };
-    match state.manager.add(&b.domain, &tenant, &caller.author(), b.mx, now()).await {
-        Ok(p) => json_ok(StatusCode::CREATED, &p),
-        Err(e) => domain_error(e),
-    }
+    let p = state
+        .manager
+        .add(&b.domain, &tenant, &caller.author(), b.mx, now())
+        .await
+        .map_err(domain_error)?;
+    Ok(json_ok(StatusCode::CREATED, &p))
 }
 
 #[derive(Debug, Deserialize)]
@@ -306,18 +298,11 @@ async fn show(
     headers: HeaderMap,
     Path(domain): Path<String>,
     query: Result<Query<ShowQuery>, axum::extract::rejection::QueryRejection>,
-) -> Response {
-    if let Err(r) = owner(&state, &headers, &domain).await {
-        return r;
-    }
-    let live = match query {
-        Ok(Query(q)) => q.live,
-        Err(e) => return error(StatusCode::BAD_REQUEST, e.body_text()),
-    };
-    match state.manager.status(&domain, live, now()).await {
-        Ok(s) => json_ok(StatusCode::OK, &s),
-        Err(e) => domain_error(e),
-    }
+) -> Answer {
+    owner(&state, &headers, &domain).await?;
+    let Query(q) = query.map_err(|e| error(StatusCode::BAD_REQUEST, e.body_text()))?;
+    let s = state.manager.status(&domain, q.live, now()).await.map_err(domain_error)?;
+    Ok(json_ok(StatusCode::OK, &s))
 }
 
 #[derive(Debug, Deserialize)]
@@ -346,41 +331,30 @@ async fn set(
     headers: HeaderMap,
     Path(domain): Path<String>,
     parsed: Result<axum::Json<SetBody>, JsonRejection>,
-) -> Response {
-    let caller = match owner(&state, &headers, &domain).await {
-        Ok(c) => c,
-        Err(r) => return r,
-    };
-    let b = match body(parsed) {
-        Ok(b) => b,
-        Err(r) => return r,
-    };
-    if let Err(r) = check_mx(b.mx.as_ref()) {
-        return r;
-    }
+) -> Answer {
+    let caller = owner(&state, &headers, &domain).await?;
+    let b = body(parsed)?;
+    check_mx(b.mx.as_ref())?;
     let mode = match b.mode.as_deref().map(str::trim) {
         None => None,
-        Some(m) => match m.parse::<Mode>() {
-            Ok(m) => Some(m),
-            Err(_) => {
-                return error(
-                    StatusCode::UNPROCESSABLE_ENTITY,
-                    format!("\"mode\": {m:?} is not testing, enforce or none"),
-                );
-            }
-        },
+        Some(m) => Some(m.parse::<Mode>().map_err(|_| {
+            error(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                format!("\"mode\": {m:?} is not testing, enforce or none"),
+            )
+        })?),
     };
+    if b.wait.is_some_and(|w| w > 120) {
+        return Err(error(StatusCode::UNPROCESSABLE_ENTITY, "\"wait\": at most 120 seconds"));
+    }
     let change =
         Change { mx: b.mx, mode, max_age: b.max_age, policy_text: b.policy_text, reason: b.reason };
-    if b.wait.is_some_and(|w| w > 120) {
-        return error(StatusCode::UNPROCESSABLE_ENTITY, "\"wait\": at most 120 seconds");
-    }
-    let published =
-        match state.manager.set(&domain, &change, &caller.author(), b.force, now()).await {
-            Ok(p) => p,
-            Err(e) => return domain_error(e),
-        };
-    let Some(wait) = b.wait else { return json_ok(StatusCode::OK, &published) };
+    let published = state
+        .manager
+        .set(&domain, &change, &caller.author(), b.force, now())
+        .await
+        .map_err(domain_error)?;
+    let Some(wait) = b.wait else { return Ok(json_ok(StatusCode::OK, &published)) };
     let served = state
         .manager
         .wait_served(
@@ -395,7 +369,7 @@ async fn set(
         body["not_served"] =
             json!(format!("not served within {wait} s: {why}; publish the TXT record once it is"));
     }
-    json_ok(StatusCode::OK, &body)
+    Ok(json_ok(StatusCode::OK, &body))
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -410,19 +384,15 @@ async fn promote(
     headers: HeaderMap,
     Path(domain): Path<String>,
     parsed: Result<axum::Json<PromoteBody>, JsonRejection>,
-) -> Response {
-    let caller = match owner(&state, &headers, &domain).await {
-        Ok(c) => c,
-        Err(r) => return r,
-    };
-    let b = match optional_body(parsed) {
-        Ok(b) => b,
-        Err(r) => return r,
-    };
-    match state.manager.promote(&domain, &caller.author(), b.force, now()).await {
-        Ok(p) => json_ok(StatusCode::OK, &p),
-        Err(e) => domain_error(e),
-    }
+) -> Answer {
+    let caller = owner(&state, &headers, &domain).await?;
+    let b = optional_body(parsed)?;
+    let p = state
+        .manager
+        .promote(&domain, &caller.author(), b.force, now())
+        .await
+        .map_err(domain_error)?;
+    Ok(json_ok(StatusCode::OK, &p))
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -437,17 +407,13 @@ async fn retire(
     headers: HeaderMap,
     Path(domain): Path<String>,
     parsed: Result<axum::Json<RetireBody>, JsonRejection>,
-) -> Response {
-    let caller = match owner(&state, &headers, &domain).await {
-        Ok(c) => c,
-        Err(r) => return r,
-    };
-    let b = match optional_body(parsed) {
-        Ok(b) => b,
-        Err(r) => return r,
-    };
-    match state.manager.retire(&domain, &caller.author(), b.reason.as_deref(), now()).await {
-        Ok(p) => json_ok(StatusCode::OK, &p),
-        Err(e) => domain_error(e),
-    }
+) -> Answer {
+    let caller = owner(&state, &headers, &domain).await?;
+    let b = optional_body(parsed)?;
+    let p = state
+        .manager
+        .retire(&domain, &caller.author(), b.reason.as_deref(), now())
+        .await
+        .map_err(domain_error)?;
+    Ok(json_ok(StatusCode::OK, &p))
 }

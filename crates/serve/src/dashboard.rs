@@ -223,28 +223,29 @@ async fn domains(State(state): State<Arc<DashState>>, headers: HeaderMap) -> Res
     let loaded = async {
         Ok::<_, HostingError>((
             hosting.list(tenant).await?,
-            hosting.certificates().await?,
+            hosting.certificate_validity().await?,
             hosting.problems(None).await?,
+            hosting.check_times().await?,
         ))
     }
     .await;
-    let (list, certs, problems) = match loaded {
+    let (list, certs, problems, checks) = match loaded {
         Ok(v) => v,
         Err(e) => return unavailable(&e),
     };
+    let checked: std::collections::HashSet<&str> = checks.iter().map(|(d, _)| d.as_str()).collect();
+    let certs: std::collections::HashMap<&str, _> =
+        certs.iter().map(|c| (c.domain.as_str(), c)).collect();
     let mut rows = Vec::with_capacity(list.len());
     for d in list {
         let mine = problems.iter().filter(|p| p.domain == d.domain);
         let errors = mine.clone().filter(|p| p.severity == "error").count();
         let warnings = mine.filter(|p| p.severity == "warning").count();
-        let certificate = certs.iter().find(|c| c.domain == d.domain).map_or_else(
+        let certificate = certs.get(d.domain.as_str()).map_or_else(
             || "none yet".to_owned(),
             |c| format!("{}, until {}", c.source, utc(c.not_after)),
         );
-        let checked = match hosting.checked_at(&d.domain).await {
-            Ok(t) => t.is_some(),
-            Err(e) => return unavailable(&e),
-        };
+        let checked = checked.contains(d.domain.as_str());
         rows.push(Row {
             retired: d.retired_at.is_some(),
             domain: d.domain,

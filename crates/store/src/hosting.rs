@@ -202,6 +202,19 @@ pub struct DomainProblem {
     pub last_seen: i64,
 }
 
+/// A stored certificate's validity, without its chain or key.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CertificateValidity {
+    /// The hosted domain.
+    pub domain: String,
+    /// `acme` or `manual`.
+    pub source: String,
+    /// Valid from, unix seconds.
+    pub not_before: i64,
+    /// Valid until, unix seconds.
+    pub not_after: i64,
+}
+
 /// What replacing a domain's problems changed.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ProblemChanges {
@@ -863,5 +876,30 @@ impl HostingStore {
             Ok::<(), HostingError>(())
         })?;
         Ok(changes)
+    }
+
+    /// Every stored certificate's validity, without the chain or key (listings).
+    pub async fn certificate_validity(&self) -> Result<Vec<CertificateValidity>, HostingError> {
+        const Q: &str = "SELECT domain, source, not_before, not_after FROM hosted_certificates \
+             ORDER BY domain";
+        on_pool!(self, |pool| {
+            let rows: Vec<(String, String, i64, i64)> =
+                sqlx::query_as(Q).fetch_all(pool).await.map_err(|e| self.err(e))?;
+            Ok(rows
+                .into_iter()
+                .map(|(domain, source, not_before, not_after)| CertificateValidity {
+                    domain,
+                    source,
+                    not_before,
+                    not_after,
+                })
+                .collect())
+        })
+    }
+
+    /// When monitoring last checked each domain it has checked: (domain, unix seconds).
+    pub async fn check_times(&self) -> Result<Vec<(String, i64)>, HostingError> {
+        const Q: &str = "SELECT domain, checked_at FROM domain_checks ORDER BY domain";
+        on_pool!(self, |pool| { sqlx::query_as(Q).fetch_all(pool).await.map_err(|e| self.err(e)) })
     }
 }
