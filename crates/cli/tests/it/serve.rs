@@ -31,6 +31,21 @@ struct Site {
 }
 
 impl Site {
+    /// A world with `shop.test` (MX 10 `mx1.shop.test`, STARTTLS) and a fresh hosting database.
+    async fn shop() -> Self {
+        let mut spec = DomainSpec::empty("shop.test");
+        spec.mx = vec![MxSpec::good(10, "mx1.shop.test")];
+        let world = World::builder().domain(spec).build().await;
+        let dir = tempfile::tempdir().unwrap();
+        Self {
+            db: format!("sqlite://{}", dir.path().join("serve.db").display()),
+            world,
+            https: free_port(),
+            http: free_port(),
+            dir,
+        }
+    }
+
     /// `mtasts <args>` pointed at the world's DNS and trust roots, and at this site's serve
     /// for HTTPS.
     fn mtasts(&self, args: &[&str]) -> Command {
@@ -81,17 +96,7 @@ fn write(dir: &Path, name: &str, text: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_hosted_domain_end_to_end() {
-    let mut spec = DomainSpec::empty("shop.test");
-    spec.mx = vec![MxSpec::good(10, "mx1.shop.test")];
-    let world = World::builder().domain(spec).build().await;
-    let dir = tempfile::tempdir().unwrap();
-    let site = Site {
-        db: format!("sqlite://{}", dir.path().join("serve.db").display()),
-        world,
-        https: free_port(),
-        http: free_port(),
-        dir,
-    };
+    let site = Site::shop().await;
 
     // add: the live MX, testing, and the records in publishing order.
     let out = site.run(&["domain", "add", "shop.test", "--json"]);
@@ -261,17 +266,7 @@ async fn a_hosted_domain_end_to_end() {
 /// pebble's root fetches the policy.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn certificates_by_acme() {
-    let mut spec = DomainSpec::empty("shop.test");
-    spec.mx = vec![MxSpec::good(10, "mx1.shop.test")];
-    let world = World::builder().domain(spec).build().await;
-    let dir = tempfile::tempdir().unwrap();
-    let site = Site {
-        db: format!("sqlite://{}", dir.path().join("serve.db").display()),
-        world,
-        https: free_port(),
-        http: free_port(),
-        dir,
-    };
+    let site = Site::shop().await;
     let Some(pebble) =
         mtasts_testkit::pebble::Pebble::start(site.world.dns_addr(), site.http, site.https)
     else {

@@ -8,7 +8,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use mtasts_net::dns::RecordType;
-use mtasts_net::{HickoryDns, NetConfig};
 use mtasts_serve::acme::{Acme, AcmeOptions, ChallengeKind};
 use mtasts_serve::http::Challenges;
 use mtasts_serve::lifecycle::Service;
@@ -21,7 +20,7 @@ use mtasts_testkit::pebble::Pebble;
 use rustls_pki_types::CertificateDer;
 use rustls_pki_types::pem::PemObject;
 
-use crate::common::{TestDb, both_backends, now};
+use crate::common::{TestDb, both_backends, now, world_net};
 
 both_backends!(certificates_by_acme);
 
@@ -88,14 +87,7 @@ async fn certificates_by_acme(db: &TestDb) {
         .await
     });
 
-    let config = NetConfig::private_world(
-        world.dns_addr(),
-        world.ca_pem_path(),
-        world.https_port(),
-        world.smtp_port(),
-        "tests.mtasts.test",
-    );
-    let dns = Arc::new(HickoryDns::new(&config.dns_servers, config.timeouts.dns).unwrap());
+    let (_, dns) = world_net(&world, world.https_port());
     let mut options = AcmeOptions::new(pebble.directory_url());
     options.ca_file = Some(pebble.listener_ca_file());
     options.contact = vec!["mailto:hostmaster@provider.test".into()];

@@ -11,7 +11,7 @@ use mtasts_serve::tenants::issue;
 use mtasts_store::hosting::HostingStore;
 use serde_json::{Value, json};
 
-use crate::common::{TestDb, both_backends, now};
+use crate::common::{TestDb, both_backends, now, serve_plain};
 
 both_backends!(tenants_tokens_and_limits);
 
@@ -51,15 +51,7 @@ async fn tenants_tokens_and_limits(db: &TestDb) {
         rua: vec!["mailto:tlsrpt@provider.test".into()],
     };
     let router = mtasts_serve::api::router(Manager::new(store.clone(), None, service));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(mtasts_reports::http::serve(
-        listener,
-        None,
-        router,
-        mtasts_reports::http::ServeOptions::default(),
-        std::future::pending(),
-    ));
+    let addr = serve_plain(router).await;
     let tls = mtasts_testkit::ca::client_config(rustls::RootCertStore::empty());
     let api = Api {
         addr,
@@ -290,15 +282,7 @@ async fn tenants_tokens_and_limits(db: &TestDb) {
         Manager::new(store.clone(), None, Service::default()),
         mtasts_serve::api::ApiLimits { per_token_per_minute: 5 },
     );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let limited_api = Api { addr: listener.local_addr().unwrap(), client: api.client.clone() };
-    tokio::spawn(mtasts_reports::http::serve(
-        listener,
-        None,
-        limited,
-        mtasts_reports::http::ServeOptions::default(),
-        std::future::pending(),
-    ));
+    let limited_api = Api { addr: serve_plain(limited).await, client: api.client.clone() };
     for _ in 0..5 {
         assert_eq!(limited_api.call("GET", "/api/v1/domains", Some(&a), None).await.0, 200);
     }

@@ -15,7 +15,7 @@ use mtasts_store::reports::ReportStore;
 use mtasts_testkit::browser::Browser;
 use time::OffsetDateTime;
 
-use crate::common::{TestDb, both_backends, now};
+use crate::common::{TestDb, both_backends, now, serve_plain};
 
 both_backends!(dashboard_pages);
 
@@ -66,15 +66,7 @@ async fn dashboard_pages(db: &TestDb) {
 
     let router =
         mtasts_serve::api::router(manager.clone()).merge(mtasts_serve::dashboard::router(manager));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(mtasts_reports::http::serve(
-        listener,
-        None,
-        router,
-        mtasts_reports::http::ServeOptions::default(),
-        std::future::pending(),
-    ));
+    let addr = serve_plain(router).await;
     let http = reqwest::Client::builder()
         .tls_backend_preconfigured(
             mtasts_testkit::ca::client_config(rustls::RootCertStore::empty()),

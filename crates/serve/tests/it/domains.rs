@@ -2,10 +2,7 @@
 //! change a new id, promotion guarded by coverage, the check's TLS judges and the reports,
 //! retirement, MX drift.
 
-use std::sync::Arc;
-
 use mtasts_check::{CheckOptions, Checker};
-use mtasts_net::{HickoryDns, NetConfig};
 use mtasts_proto::{DomainName, Mode, Policy};
 use mtasts_reports::{Ingestor, Limits};
 use mtasts_serve::domains::{Change, DomainError, Manager};
@@ -16,19 +13,12 @@ use mtasts_testkit::World;
 use mtasts_testkit::world::{DomainSpec, MxSpec, SmtpKind};
 use time::OffsetDateTime;
 
-use crate::common::{TestDb, both_backends};
+use crate::common::{TestDb, both_backends, world_net};
 
 both_backends!(add_set_and_retire, promotion_is_guarded);
 
 fn checker_for(world: &World) -> Checker {
-    let config = NetConfig::private_world(
-        world.dns_addr(),
-        world.ca_pem_path(),
-        world.https_port(),
-        world.smtp_port(),
-        "tests.mtasts.test",
-    );
-    let dns = Arc::new(HickoryDns::new(&config.dns_servers, config.timeouts.dns).unwrap());
+    let (config, dns) = world_net(world, world.https_port());
     Checker::with_dns(&config, dns, CheckOptions { dane: false, ..CheckOptions::default() })
         .unwrap()
 }

@@ -24,7 +24,7 @@ use mtasts_testkit::smtp::{SmtpBehaviour, SmtpServer};
 use mtasts_testkit::world::{DomainSpec, MxSpec};
 use time::OffsetDateTime;
 
-use crate::common::{TestDb, both_backends, now};
+use crate::common::{TestDb, both_backends, now, world_net};
 
 both_backends!(problems_appear_once_and_resolve);
 
@@ -92,14 +92,7 @@ async fn problems_appear_once_and_resolve(db: &TestDb) {
         .await
         .unwrap();
     });
-    let config = NetConfig::private_world(
-        world.dns_addr(),
-        world.ca_pem_path(),
-        https_port,
-        world.smtp_port(),
-        "tests.mtasts.test",
-    );
-    let dns = Arc::new(HickoryDns::new(&config.dns_servers, config.timeouts.dns).unwrap());
+    let (config, dns) = world_net(&world, https_port);
     let checker =
         Checker::with_dns(&config, dns, CheckOptions { dane: false, ..CheckOptions::default() })
             .unwrap();
