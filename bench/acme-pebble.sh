@@ -22,8 +22,8 @@ shift || true
 LEVELS=("${@:-4}")
 MTASTS=${MTASTS_BIN:-$MTASTS}
 need_root
-command -v pebble >/dev/null || die "pebble is needed (apt-get install pebble)"
-[ -x /usr/sbin/nsd ] || die "nsd is needed (apt-get install nsd)"
+ensure_package pebble pebble
+ensure_package nsd nsd
 command -v openssl >/dev/null || die "openssl is needed"
 command -v curl >/dev/null || die "curl is needed"
 

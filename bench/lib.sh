@@ -28,6 +28,17 @@ ensure_gnu_time() {
   fi
 }
 
+# ensure_package PROGRAM PACKAGE: installs Debian's PACKAGE when PROGRAM is not on PATH or in
+# /usr/sbin (the peers a benchmark runs: nginx, wrk, pebble, nsd).
+ensure_package() {
+  if ! command -v "$1" >/dev/null 2>&1 && [ ! -x "/usr/sbin/$1" ]; then
+    log "installing $2 (Debian package)"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get install -y -qq --no-install-recommends "$2" >/dev/null \
+      || { apt-get update -qq && apt-get install -y -qq --no-install-recommends "$2" >/dev/null; }
+  fi
+}
+
 build_release() {
   log "building mtasts and testworld (release)"
   (cd "$ROOT" && cargo build --release --quiet -p mtasts -p mtasts-testkit --bin mtasts --bin testworld)

@@ -30,8 +30,8 @@ THREADS=${THREADS:-2}
 CONNECTIONS=${CONNECTIONS:-64}
 MTASTS=${MTASTS_BIN:-$MTASTS}
 need_root
-command -v wrk >/dev/null || die "wrk is needed (apt-get install wrk)"
-command -v nginx >/dev/null || die "nginx is needed (apt-get install nginx-light)"
+ensure_package wrk wrk
+ensure_package nginx nginx-light
 command -v openssl >/dev/null || die "openssl is needed"
 command -v unshare >/dev/null || die "unshare (util-linux) is needed"
 
