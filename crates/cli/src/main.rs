@@ -13,6 +13,7 @@ mod lint;
 mod man;
 mod net_args;
 mod report;
+mod reporter;
 mod resolver;
 mod scan;
 mod serve;
@@ -80,6 +81,11 @@ enum Command {
     /// main.cf: `smtp_tls_policy_maps = socketmap:inet:127.0.0.1:8461:postfix`.
     /// `mtasts resolver query DOMAIN` prints what it would answer.
     Resolver(Box<resolver::ResolverArgs>),
+    /// Send TLS-RPT reports (RFC 8460) about this site's deliveries: `collect` takes the MTA's
+    /// delivery results (a drop-in for tlsrpt-collectd: Postfix ≥ 3.10, libtlsrpt), `send`
+    /// mails (DKIM-signed) or POSTs one report per recipient domain after each UTC day,
+    /// `status` lists days and deliveries.
+    Reporter(Box<reporter::ReporterArgs>),
     /// Host MTA-STS policies: the HTTPS server for `https://mta-sts.<domain>/` of every
     /// domain managed with `mtasts domain`, certificates chosen by SNI from the database.
     ///
@@ -108,7 +114,8 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     // A daemon says what it does (refreshes, failed fetches); one-shot commands only warn.
     let daemon = matches!(&cli.command, Command::Resolver(r) if r.command.is_none())
-        || matches!(&cli.command, Command::Serve(_));
+        || matches!(&cli.command, Command::Serve(_))
+        || matches!(&cli.command, Command::Reporter(_));
     let filter = tracing_subscriber::EnvFilter::try_from_env("MTASTS_LOG").unwrap_or_else(|_| {
         tracing_subscriber::EnvFilter::new(if daemon { "info" } else { "warn" })
     });
@@ -141,6 +148,7 @@ fn main() -> ExitCode {
             Command::Generate(args) => generate::run(args),
             Command::Scan(args) => scan::run(*args).await,
             Command::Resolver(args) => resolver::run(*args).await,
+            Command::Reporter(args) => reporter::run(*args).await,
             Command::Report(args) => report::run(*args).await,
             Command::Serve(args) => serve::run(*args).await,
             Command::Domain(args) => domain::run(*args).await,

@@ -69,6 +69,13 @@ pub(crate) struct ResolverArgs {
     /// [default: sqlite://mtasts-resolver.db]
     #[arg(long, env = "MTASTS_RESOLVER_CACHE")]
     pub(crate) cache: Option<String>,
+    /// Report the resolver's own policy failures (policy host unreachable, invalid policy,
+    /// bad certificate: RFC 8460 §4.3.2.2) as TLS-RPT datagrams to this collector socket
+    /// (`mtasts reporter collect --socket`). For Postfix before 3.10, which emits no TLS-RPT
+    /// data; with Postfix ≥ 3.10 point both at the same collector. One datagram per failed
+    /// fetch; a missing or full socket drops it (counted), lookups never wait.
+    #[arg(long, env = "MTASTS_RESOLVER_TLSRPT_SOCKET", value_name = "PATH")]
+    pub(crate) tlsrpt_socket: Option<std::path::PathBuf>,
     #[command(flatten)]
     pub(crate) zone: ZoneArgs,
     #[command(flatten)]
@@ -256,9 +263,14 @@ pub(crate) async fn run(args: ResolverArgs) -> anyhow::Result<u8> {
     }
     let cache =
         mtasts_resolver::cache::open(&settings.cache).await.context("opening the policy cache")?;
-    let resolver = Resolver::from_config(&config, zones)
+    let mut resolver = Resolver::from_config(&config, zones)
         .context("cannot set up the resolver")?
         .with_cache(cache);
+    if let Some(path) = &args.tlsrpt_socket {
+        resolver = resolver
+            .with_tlsrpt_socket(path)
+            .with_context(|| format!("--tlsrpt-socket {}", path.display()))?;
+    }
     let listener = bind(&settings).await?;
     let http = match settings.http.as_str() {
         "off" | "" => None,

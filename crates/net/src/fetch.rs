@@ -134,12 +134,32 @@ impl FetchError {
     pub fn is_certificate(&self) -> bool {
         matches!(self, Self::Certificate { .. })
     }
+
+    /// What a sender reports for this failure (RFC 8460 §4.3.2.2): the policy host's
+    /// certificate is `sts-webpki-invalid`, a body that is not a policy (media type, size) is
+    /// `sts-policy-invalid`, anything else (DNS, connection, status, timeout) is
+    /// `sts-policy-fetch-error`.
+    pub fn sts_failure(&self) -> mtasts_proto::StsFailure {
+        use mtasts_proto::StsFailure;
+        match self {
+            Self::Certificate { .. } => StsFailure::WebPkiInvalid,
+            Self::ContentType { .. } | Self::TooLarge { .. } => StsFailure::PolicyInvalid,
+            _ => StsFailure::PolicyFetch,
+        }
+    }
 }
 
 /// Resolves names through our DNS client and gives them the configured HTTPS port.
 struct Resolver {
     dns: Arc<dyn DnsClient>,
     port: u16,
+}
+
+/// A reqwest resolver that looks names up through `dns` (the configured DNS server, the test
+/// world's in tests) and connects to the port the URL names (443 when it names none).
+pub fn reqwest_resolver(dns: Arc<dyn DnsClient>) -> Arc<dyn reqwest::dns::Resolve> {
+    // Port 0: hyper's connector puts the URL's port (or the scheme's) in its place.
+    Arc::new(Resolver { dns, port: 0 })
 }
 
 impl reqwest::dns::Resolve for Resolver {

@@ -8,6 +8,7 @@
 //! assertions are the point of these functions; they panic only when an
 //! invariant is broken.
 
+use crate::datagram::Datagram;
 use crate::diag::Warning;
 use crate::policy::Policy;
 use crate::report::Report;
@@ -19,6 +20,7 @@ const STS_ALPHABET: &[u8] = b"v=STSv1; id=abcXYZ0129_-.!\t \x00";
 const POLICY_ALPHABET: &[u8] = b"abcdefmxvSTv1=;:. *\n\r0123456789_-";
 const TLSRPT_ALPHABET: &[u8] = b"v=TLSRPTv1; rua=mailto:htps/@.,%2Cexample!\t";
 const SOCKETMAP_ALPHABET: &[u8] = b"0123456789:, .[]postfixexample.com\x00\xff";
+const DATAGRAM_ALPHABET: &[u8] = b"{}[]\",:0123456789.- dpvfctsnhrapoliy-ex";
 const REPORT_ALPHABET: &[u8] = b"{}[]\",:0123456789.-eZT \nabcdeghilmnoprstuyx";
 
 fn map_alphabet(data: &[u8], alphabet: &[u8]) -> Vec<u8> {
@@ -211,4 +213,19 @@ fn socketmap_one(data: &[u8]) {
 pub fn socketmap(data: &[u8]) {
     socketmap_one(data);
     socketmap_one(&map_alphabet(data, SOCKETMAP_ALPHABET));
+}
+
+fn datagram_one(data: &[u8]) {
+    if let Ok(d) = Datagram::parse(data) {
+        let json = d.to_json();
+        let again = Datagram::parse(json.as_bytes())
+            .unwrap_or_else(|e| panic!("a written datagram does not parse: {e}: {json}"));
+        assert_eq!(again, d, "datagram write/parse round trip");
+    }
+}
+
+/// Fuzzes [`Datagram::parse`] and [`Datagram::to_json`].
+pub fn datagram(data: &[u8]) {
+    datagram_one(data);
+    datagram_one(&map_alphabet(data, DATAGRAM_ALPHABET));
 }

@@ -19,11 +19,13 @@
 //! | [`tlsrpt_record`] | RFC 8460 §3 (`_smtp._tls` TXT record) |
 //! | [`result_type`] | RFC 8460 §4.3 (result types) |
 //! | [`report`] | RFC 8460 §4.4 (aggregate report JSON) |
+//! | [`datagram`] | libtlsrpt's delivery-result datagram (one session's RFC 8460 §4 data) |
 //!
 //! No function in this crate panics on any input.
 #![warn(missing_docs)]
 
 pub mod dane;
+pub mod datagram;
 pub mod diag;
 pub mod domain;
 pub mod generate;

@@ -92,6 +92,8 @@ pub struct Resolver {
     /// MX names and DANE by domain, for wildcard matching and DANE precedence.
     live: Mutex<LiveMx>,
     clock: Clock,
+    /// Where policy failures are reported (RFC 8460 §4.3.2.2), if anywhere.
+    tlsrpt: Option<crate::tlsrpt::TlsRptSink>,
 }
 
 impl std::fmt::Debug for Resolver {
@@ -146,7 +148,18 @@ impl Resolver {
             flights: Mutex::new(HashMap::new()),
             live: Mutex::new(LiveMx::new()),
             clock: Arc::new(system_now),
+            tlsrpt: None,
         }
+    }
+
+    /// The same resolver reporting its policy failures as TLS-RPT datagrams to the collector
+    /// socket at `path` ([`crate::tlsrpt`]).
+    pub fn with_tlsrpt_socket(
+        mut self,
+        path: impl Into<std::path::PathBuf>,
+    ) -> std::io::Result<Self> {
+        self.tlsrpt = Some(crate::tlsrpt::TlsRptSink::new(path, self.dns.clone())?);
+        Ok(self)
     }
 
     /// The same resolver with another cache.
@@ -583,9 +596,21 @@ impl Resolver {
         let fetched = self.fetcher.fetch(domain).await.map_err(|e| {
             metrics::counter!("mtasts_resolver_fetch_errors_total", "kind" => fetch_error_kind(&e))
                 .increment(1);
-            e.to_string()
+            let reason = e.to_string();
+            self.report(domain, &e.sts_failure(), &reason);
+            reason
         })?;
-        Policy::parse_bytes(&fetched.body).map(|p| p.value).map_err(|e| e.to_string())
+        Policy::parse_bytes(&fetched.body).map(|p| p.value).map_err(|e| {
+            let reason = e.to_string();
+            self.report(domain, &mtasts_proto::StsFailure::PolicyInvalid, &reason);
+            reason
+        })
+    }
+
+    fn report(&self, domain: &DomainName, failure: &mtasts_proto::StsFailure, reason: &str) {
+        if let Some(sink) = &self.tlsrpt {
+            sink.report(domain, failure.result_type(), reason);
+        }
     }
 }
 

@@ -21,5 +21,6 @@ pub mod engine;
 pub mod http;
 pub mod lifecycle;
 pub mod server;
+pub mod tlsrpt;
 
 pub use engine::{Resolver, Zones};

@@ -4,11 +4,13 @@
 //! [`Database`] (one pool on SQLite or PostgreSQL) and per-module [`Migrations`]. Each feature
 //! that stores something is a module on top of it with its own tables: [`scan`] (scan
 //! runs, the shared work queue and results) [`policy_cache`] (the resolver's cache), [`reports`] (TLS-RPT reports received) and
-//! [`hosting`] (hosted MTA-STS domains and their policy history). [`MODULES`] lists them all.
+//! [`hosting`] (hosted MTA-STS domains and their policy history) and [`outbound`] (TLS-RPT
+//! results of this site's own deliveries, and the reports sent of them). [`MODULES`] lists them all.
 #![warn(missing_docs)]
 
 pub mod db;
 pub mod hosting;
+pub mod outbound;
 pub mod policy_cache;
 pub mod reports;
 pub mod scan;
@@ -24,8 +26,13 @@ pub use scan::{
 
 /// Every feature module's migrations, in the order [`Database::migrate_all`] runs them. A new
 /// module (policy cache, hosted domains, tenants, reports) adds its own line; see [`db`].
-pub static MODULES: &[&Migrations] =
-    &[&scan::MIGRATIONS, &policy_cache::MIGRATIONS, &reports::MIGRATIONS, &hosting::MIGRATIONS];
+pub static MODULES: &[&Migrations] = &[
+    &scan::MIGRATIONS,
+    &policy_cache::MIGRATIONS,
+    &reports::MIGRATIONS,
+    &hosting::MIGRATIONS,
+    &outbound::MIGRATIONS,
+];
 
 #[cfg(test)]
 mod tests {

@@ -1,5 +1,5 @@
 //! What a test needs from this machine beyond loopback — PostgreSQL, Redis, Chromium, Debian programs
-//! such as Postfix's `postmap` — and the one
+//! such as Postfix's `postmap`, sys4's Python tlsrpt-reporter — and the one
 //! rule for when it is missing: locally the test is skipped with a message saying what to
 //! install or set; under CI ([`in_ci`]) it fails, because CI (`.ci/run`) provides everything.
 //!
@@ -125,6 +125,46 @@ pub fn program_from_env(var: &str, how: &str) -> Option<PathBuf> {
         Some(p) if p.is_file() => Some(p),
         Some(p) => missing(var, &format!("{} is not a file; {how}", p.display())),
         None => missing(var, &format!("not set; {how}")),
+    }
+}
+
+/// The environment variable naming the bin directory of sys4's tlsrpt-reporter (the Python
+/// `tlsrpt-reporter` package, 0.6): the peer the TLS-RPT collector is compared with.
+pub const TLSRPT_REPORTER_ENV: &str = "MTASTS_TEST_TLSRPT_REPORTER";
+
+/// The bin directory holding sys4's `tlsrpt-collectd` and `tlsrpt-fetcher`: the one named by
+/// [`TLSRPT_REPORTER_ENV`], else the repository's `bench/.venv-tlsrpt/bin` if it has them
+/// (`python3 -m venv bench/.venv-tlsrpt && bench/.venv-tlsrpt/bin/pip install
+/// 'tlsrpt-reporter>=0.6,<0.7'`; `.ci/run` does this); otherwise `None` after saying so, or
+/// a panic under CI.
+pub fn tlsrpt_reporter() -> Option<PathBuf> {
+    const HOW: &str = "python3 -m venv bench/.venv-tlsrpt && \
+         bench/.venv-tlsrpt/bin/pip install 'tlsrpt-reporter>=0.6,<0.7', or set the variable to \
+         a bin directory holding tlsrpt-collectd and tlsrpt-fetcher";
+    let has_both =
+        |dir: &PathBuf| ["tlsrpt-collectd", "tlsrpt-fetcher"].iter().all(|p| dir.join(p).is_file());
+    if let Some(dir) = std::env::var_os(TLSRPT_REPORTER_ENV).filter(|v| !v.is_empty()) {
+        let dir = PathBuf::from(dir);
+        return if has_both(&dir) {
+            Some(dir)
+        } else {
+            missing(
+                "tlsrpt-reporter",
+                &format!(
+                    "{TLSRPT_REPORTER_ENV}={} has no tlsrpt-collectd and tlsrpt-fetcher; {HOW}",
+                    dir.display()
+                ),
+            )
+        };
+    }
+    let venv = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../bench/.venv-tlsrpt/bin");
+    if has_both(&venv) {
+        Some(venv)
+    } else {
+        missing(
+            "tlsrpt-reporter",
+            &format!("{TLSRPT_REPORTER_ENV} is not set and bench/.venv-tlsrpt has none; {HOW}"),
+        )
     }
 }
 

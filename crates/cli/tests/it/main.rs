@@ -6,6 +6,7 @@ mod check;
 mod lint;
 mod man;
 mod report;
+mod reporter;
 mod resolver;
 mod scan;
 mod serve;

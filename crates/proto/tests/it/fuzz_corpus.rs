@@ -45,3 +45,8 @@ fn report_corpus() {
 fn socketmap_corpus() {
     replay("socketmap", fuzzing::socketmap);
 }
+
+#[test]
+fn datagram_corpus() {
+    replay("datagram", fuzzing::datagram);
+}

@@ -10,3 +10,4 @@ mod postfix;
 mod postfix_delivery;
 mod socketmap;
 mod support;
+mod tlsrpt;
