@@ -4,6 +4,7 @@
 #
 #   bench/collector-vs-tlsrpt-collectd.sh [N]     (default N=200000 datagrams for mtasts)
 #   N_PEER=50000 BURST=100000 DOMAINS=2000 FAIL_PERCENT=10 bench/collector-vs-tlsrpt-collectd.sh
+#   QLEN=4096 bench/collector-vs-tlsrpt-collectd.sh   (net.unix.max_dgram_qlen for the run)
 #
 # The datagrams come from crates/testkit's `tlsrpt-emit` (deterministic, seed 1): DOMAINS
 # policy domains, one sts policy each, FAIL_PERCENT % of them failed with one failure detail,
@@ -65,6 +66,7 @@ cleanup() {
     kill -TERM "$CPID" 2>/dev/null || true
     wait "$CPID" 2>/dev/null || true
   fi
+  [ -z "${OLD_QLEN:-}" ] || sysctl -q -w net.unix.max_dgram_qlen="$OLD_QLEN"
   [ -n "${KEEP:-}" ] || rm -rf "$WORK"
 }
 trap cleanup EXIT
@@ -164,6 +166,12 @@ round() {
   R_LOG=$(tail -n 1 "$dir/collector.err")
 }
 
+# QLEN=N: run with net.unix.max_dgram_qlen=N (the kernel's queue of a unix datagram socket,
+# taken when the collector creates its socket; both collectors alike), restored afterwards.
+if [ -n "${QLEN:-}" ]; then
+  OLD_QLEN=$(sysctl -n net.unix.max_dgram_qlen)
+  sysctl -q -w net.unix.max_dgram_qlen="$QLEN"
+fi
 log "$(machine); load $(loadavg)"
 printf 'net.unix.max_dgram_qlen = %s   net.core.rmem_max = %s   net.core.rmem_default = %s\n' \
   "$(sysctl -n net.unix.max_dgram_qlen)" "$(sysctl -n net.core.rmem_max)" "$(sysctl -n net.core.rmem_default)"

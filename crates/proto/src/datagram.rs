@@ -235,10 +235,11 @@ impl Datagram {
             None => return Err(DatagramError::Missing("dpv")),
         }
         let d = raw.d.ok_or(DatagramError::Missing("d"))?;
-        let domain = DomainName::from_user_input(&d).map_err(|e| DatagramError::Invalid {
-            field: "d".into(),
-            why: format!("{d:?}: {e}"),
-        })?;
+        // Postfix sends A-labels: the strict ASCII parser first, UTS-46 only for anything else.
+        let domain =
+            DomainName::parse_ascii(&d).or_else(|_| DomainName::from_user_input(&d)).map_err(
+                |e| DatagramError::Invalid { field: "d".into(), why: format!("{d:?}: {e}") },
+            )?;
         let raw_policies = raw.policies.ok_or(DatagramError::Missing("policies"))?;
         if raw_policies.is_empty() {
             return Err(DatagramError::Invalid {

@@ -6,11 +6,47 @@
 //! `failure-details`, whose `failed-session-count` is the count).
 
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 
 use mtasts_proto::datagram::{Datagram, Failure};
 use mtasts_proto::report::PolicyType;
 use mtasts_store::outbound::{FailureRow, SessionRow};
 use time::Date;
+
+/// A fast, non-cryptographic hasher (FxHash's multiply-rotate) for the in-memory sums: the
+/// keys are the MTA's own results, and SipHash's protection against chosen keys costs a
+/// fifth of the collector's time.
+#[derive(Default, Clone, Copy)]
+pub struct FastHasher(u64);
+
+impl Hasher for FastHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        const K: u64 = 0x51_7c_c1_b7_27_22_0a_95;
+        let mut chunks = bytes.chunks_exact(8);
+        for c in &mut chunks {
+            let mut w = [0_u8; 8];
+            w.copy_from_slice(c);
+            self.0 = (self.0.rotate_left(5) ^ u64::from_le_bytes(w)).wrapping_mul(K);
+        }
+        for b in chunks.remainder() {
+            self.0 = (self.0.rotate_left(5) ^ u64::from(*b)).wrapping_mul(K);
+        }
+    }
+
+    fn write_u8(&mut self, i: u8) {
+        self.0 = (self.0.rotate_left(5) ^ u64::from(i)).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+
+    fn write_usize(&mut self, i: usize) {
+        self.0 = (self.0.rotate_left(5) ^ i as u64).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+type Map<K, V> = HashMap<K, V, BuildHasherDefault<FastHasher>>;
 
 /// The policy part of a group's identity (RFC 8460 §4.4 `policy`).
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -61,7 +97,7 @@ pub struct Counts {
     /// Failed sessions.
     pub failures: u64,
     /// Failed sessions per failure detail.
-    pub details: HashMap<Failure, u64>,
+    pub details: Map<Failure, u64>,
 }
 
 /// Results summed in memory, bounded: past `max_groups` groups, or `max_details` details in
@@ -69,7 +105,7 @@ pub struct Counts {
 /// session itself still counts in its group when the group exists).
 #[derive(Debug, Clone)]
 pub struct Aggregate {
-    groups: HashMap<GroupId, Counts>,
+    groups: Map<GroupId, Counts>,
     max_groups: usize,
     max_details: usize,
     datagrams: u64,
@@ -91,7 +127,7 @@ impl Default for Aggregate {
 impl Aggregate {
     /// An empty aggregate with these bounds.
     pub fn new(max_groups: usize, max_details: usize) -> Self {
-        Self { groups: HashMap::new(), max_groups, max_details, datagrams: 0, dropped: 0 }
+        Self { groups: Map::default(), max_groups, max_details, datagrams: 0, dropped: 0 }
     }
 
     /// Adds one delivery attempt that happened on `day`.

@@ -21,16 +21,15 @@ use std::io;
 use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::os::unix::net::UnixDatagram;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use mtasts_proto::datagram::{DATAGRAM_MAX_BYTES, Datagram};
 use mtasts_store::outbound::OutboundStore;
 use time::OffsetDateTime;
-use tokio::sync::mpsc;
 
-use crate::aggregate::Aggregate;
+use crate::aggregate::{Aggregate, MAX_DETAILS};
 
 /// The clock the collector dates results by (tests move it across midnight).
 pub type Clock = Arc<dyn Fn() -> OffsetDateTime + Send + Sync>;
@@ -206,82 +205,117 @@ impl Collector {
     ) -> CollectStats {
         let Self { socket, config, clock, counters } = self;
         let stop = Arc::new(AtomicBool::new(false));
-        let (tx, mut rx) = mpsc::unbounded_channel::<Aggregate>();
+        let sums = Arc::new(Mutex::new(Aggregate::new(config.max_groups, MAX_DETAILS)));
+        let pending = Arc::new(AtomicUsize::new(0));
+        let (batch_tx, batch_rx) = std::sync::mpsc::channel::<Batch>();
+        let (free_tx, free_rx) = std::sync::mpsc::channel::<Vec<u8>>();
         let reader = {
-            let stop = stop.clone();
-            let counters = counters.clone();
-            let max_groups = config.max_groups;
-            std::thread::Builder::new()
-                .name("tlsrpt-collect".into())
-                .spawn(move || read_loop(&socket, &clock, &counters, &stop, &tx, max_groups))
+            let (stop, counters, pending) = (stop.clone(), counters.clone(), pending.clone());
+            std::thread::Builder::new().name("tlsrpt-recv".into()).spawn(move || {
+                read_loop(&socket, &clock, &counters, &stop, &pending, &batch_tx, &free_rx);
+            })
         };
-        let reader = match reader {
-            Ok(r) => Some(r),
-            Err(e) => {
-                tracing::error!("cannot start the collector's reading thread: {e}");
-                None
+        let parser = {
+            let (counters, pending, sums) = (counters.clone(), pending.clone(), sums.clone());
+            std::thread::Builder::new().name("tlsrpt-parse".into()).spawn(move || {
+                parse_loop(&batch_rx, &free_tx, &pending, &counters, &sums);
+            })
+        };
+        let threads: Vec<std::thread::JoinHandle<()>> = match (reader, parser) {
+            (Ok(r), Ok(p)) => vec![r, p],
+            (r, p) => {
+                tracing::error!("cannot start the collector's threads");
+                stop.store(true, Ordering::Relaxed);
+                r.into_iter().chain(p).collect()
             }
         };
-        let mut writer = Writer::new(store, counters.clone(), config.max_groups);
+        let mut writer = Writer::new(store, counters.clone(), sums, config.max_groups);
         let mut tick = tokio::time::interval(config.flush_every);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         tokio::pin!(shutdown);
         loop {
             tokio::select! {
                 _ = &mut shutdown => break,
-                Some(a) = rx.recv() => writer.hold(a),
                 _ = tick.tick() => writer.write().await,
             }
         }
         stop.store(true, Ordering::Relaxed);
-        if let Some(r) = reader {
-            let _ = tokio::task::spawn_blocking(move || r.join()).await;
-        }
-        while let Ok(a) = rx.try_recv() {
-            writer.hold(a);
-        }
+        // The reader drains the socket and stops; the parser finishes what it was handed.
+        let _ = tokio::task::spawn_blocking(move || {
+            for t in threads {
+                let _ = t.join();
+            }
+        })
+        .await;
         writer.write().await;
         let _ = std::fs::remove_file(&config.socket);
         counters.snapshot()
     }
 }
 
-/// The reading thread: receive, parse, add; hand the sums over every 50 ms.
+/// Raw datagrams received on one UTC day, back to back in one buffer.
+struct Batch {
+    day: time::Date,
+    bytes: Vec<u8>,
+    lens: Vec<u32>,
+}
+
+/// A batch is handed to the parser at this many datagrams, or bytes, or when the socket is
+/// idle or the day changes.
+const BATCH_DATAGRAMS: usize = 1024;
+const BATCH_BYTES: usize = 1 << 20;
+/// Raw bytes waiting for the parser before new datagrams are dropped (and counted): a burst
+/// of hundreds of thousands of datagrams fits.
+const MAX_PENDING_BYTES: usize = 512 << 20;
+
+/// The reading thread: only moves datagrams from the kernel's queue (a few, by default:
+/// `net.unix.max_dgram_qlen`) into memory, so a burst is not lost while they are parsed.
 fn read_loop(
     socket: &UnixDatagram,
     clock: &Clock,
     counters: &Counters,
     stop: &AtomicBool,
-    tx: &mpsc::UnboundedSender<Aggregate>,
-    max_groups: usize,
+    pending: &AtomicUsize,
+    batches: &std::sync::mpsc::Sender<Batch>,
+    free: &std::sync::mpsc::Receiver<Vec<u8>>,
 ) {
-    let mut buf = vec![0_u8; DATAGRAM_MAX_BYTES + 1];
-    let new = || Aggregate::new(max_groups, crate::aggregate::MAX_DETAILS);
-    let mut local = new();
-    let mut handed = Instant::now();
-    let mut logged = Instant::now() - Duration::from_secs(60);
+    let mut scratch = vec![0_u8; DATAGRAM_MAX_BYTES + 1];
+    let mut bytes: Vec<u8> = Vec::with_capacity(BATCH_BYTES);
+    let mut lens: Vec<u32> = Vec::with_capacity(BATCH_DATAGRAMS);
+    let mut day = clock().date();
     let mut stopping = false;
+    let hand = |bytes: &mut Vec<u8>, lens: &mut Vec<u32>, day: time::Date| {
+        if lens.is_empty() {
+            return;
+        }
+        let next = free.try_recv().unwrap_or_else(|_| Vec::with_capacity(BATCH_BYTES));
+        let full = std::mem::replace(bytes, next);
+        pending.fetch_add(full.len(), Ordering::Relaxed);
+        let _ = batches.send(Batch { day, bytes: full, lens: std::mem::take(lens) });
+    };
     loop {
-        match socket.recv(&mut buf) {
+        match socket.recv(&mut scratch) {
             Ok(n) => {
                 counters.received.fetch_add(1, Ordering::Relaxed);
-                match Datagram::parse(&buf[..n]) {
-                    Ok(d) => local.add(clock().date(), d),
-                    Err(e) => {
-                        counters.malformed.fetch_add(1, Ordering::Relaxed);
-                        metrics::counter!("mtasts_collector_datagrams_total", "outcome" => "malformed")
-                            .increment(1);
-                        if logged.elapsed() >= Duration::from_secs(10) {
-                            logged = Instant::now();
-                            let total = counters.malformed.load(Ordering::Relaxed);
-                            tracing::warn!(
-                                "datagram refused: {e} ({total} refused so far; logged at most every 10 s)"
-                            );
-                        }
-                    }
+                let today = clock().date();
+                if today != day {
+                    // The day's batch ends at midnight: results go to the day they came on.
+                    hand(&mut bytes, &mut lens, day);
+                    day = today;
+                }
+                if pending.load(Ordering::Relaxed) > MAX_PENDING_BYTES {
+                    counters.dropped.fetch_add(1, Ordering::Relaxed);
+                    metrics::counter!("mtasts_collector_dropped_total").increment(1);
+                    continue;
+                }
+                bytes.extend_from_slice(&scratch[..n]);
+                lens.push(u32::try_from(n).unwrap_or(u32::MAX));
+                if lens.len() >= BATCH_DATAGRAMS || bytes.len() >= BATCH_BYTES {
+                    hand(&mut bytes, &mut lens, day);
                 }
             }
             Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => {
+                hand(&mut bytes, &mut lens, day);
                 if stopping {
                     break;
                 }
@@ -297,46 +331,95 @@ fn read_loop(
                 std::thread::sleep(Duration::from_millis(100));
             }
         }
-        if !local.is_empty() && handed.elapsed() >= Duration::from_millis(50) {
-            let full = std::mem::replace(&mut local, new());
-            metrics::counter!("mtasts_collector_datagrams_total", "outcome" => "accepted")
-                .increment(full.datagrams());
-            let _ = tx.send(full);
-            handed = Instant::now();
-        }
     }
-    if !local.is_empty() {
-        metrics::counter!("mtasts_collector_datagrams_total", "outcome" => "accepted")
-            .increment(local.datagrams());
-        let _ = tx.send(local);
+    hand(&mut bytes, &mut lens, day);
+}
+
+/// The parsing thread: parse each batch and add it to the sums the writer takes.
+fn parse_loop(
+    batches: &std::sync::mpsc::Receiver<Batch>,
+    free: &std::sync::mpsc::Sender<Vec<u8>>,
+    pending: &AtomicUsize,
+    counters: &Counters,
+    sums: &Mutex<Aggregate>,
+) {
+    let mut logged = Instant::now() - Duration::from_secs(60);
+    let mut parsed = Vec::with_capacity(BATCH_DATAGRAMS);
+    while let Ok(batch) = batches.recv() {
+        let mut at = 0;
+        for len in &batch.lens {
+            let len = *len as usize;
+            let bytes = &batch.bytes[at..at + len];
+            at += len;
+            match Datagram::parse(bytes) {
+                Ok(d) => parsed.push(d),
+                Err(e) => {
+                    counters.malformed.fetch_add(1, Ordering::Relaxed);
+                    metrics::counter!("mtasts_collector_datagrams_total", "outcome" => "malformed")
+                        .increment(1);
+                    if logged.elapsed() >= Duration::from_secs(10) {
+                        logged = Instant::now();
+                        let total = counters.malformed.load(Ordering::Relaxed);
+                        tracing::warn!(
+                            "datagram refused: {e} ({total} refused so far; logged at most every 10 s)"
+                        );
+                    }
+                }
+            }
+        }
+        pending.fetch_sub(batch.bytes.len(), Ordering::Relaxed);
+        let n = parsed.len() as u64;
+        {
+            let mut sums = sums.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            for d in parsed.drain(..) {
+                sums.add(batch.day, d);
+            }
+        }
+        metrics::counter!("mtasts_collector_datagrams_total", "outcome" => "accepted").increment(n);
+        let mut bytes = batch.bytes;
+        bytes.clear();
+        let _ = free.send(bytes);
     }
 }
 
-/// Holds sums until the store takes them.
+/// Takes the sums every interval and adds them to the store; what the store did not take is
+/// held for the next interval.
 struct Writer {
     store: OutboundStore,
     counters: Arc<Counters>,
+    sums: Arc<Mutex<Aggregate>>,
     held: Aggregate,
     max_groups: usize,
     failing: bool,
 }
 
 impl Writer {
-    fn new(store: OutboundStore, counters: Arc<Counters>, max_groups: usize) -> Self {
+    fn new(
+        store: OutboundStore,
+        counters: Arc<Counters>,
+        sums: Arc<Mutex<Aggregate>>,
+        max_groups: usize,
+    ) -> Self {
         Self {
             store,
             counters,
-            held: Aggregate::new(max_groups, crate::aggregate::MAX_DETAILS),
+            sums,
+            held: Aggregate::new(max_groups, MAX_DETAILS),
             max_groups,
             failing: false,
         }
     }
 
-    fn hold(&mut self, a: Aggregate) {
-        self.held.merge(a);
-    }
-
     async fn write(&mut self) {
+        let taken = {
+            let mut sums = self.sums.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            std::mem::replace(&mut *sums, Aggregate::new(self.max_groups, MAX_DETAILS))
+        };
+        if self.held.is_empty() {
+            self.held = taken;
+        } else {
+            self.held.merge(taken);
+        }
         if self.held.is_empty() {
             return;
         }
@@ -344,10 +427,8 @@ impl Writer {
         metrics::gauge!("mtasts_collector_pending_groups").set(self.held.groups() as f64);
         match self.store.add(&sessions, &failures).await {
             Ok(()) => {
-                let done = std::mem::replace(
-                    &mut self.held,
-                    Aggregate::new(self.max_groups, crate::aggregate::MAX_DETAILS),
-                );
+                let done =
+                    std::mem::replace(&mut self.held, Aggregate::new(self.max_groups, MAX_DETAILS));
                 self.counters.stored.fetch_add(done.datagrams(), Ordering::Relaxed);
                 if done.dropped() > 0 {
                     self.counters.dropped.fetch_add(done.dropped(), Ordering::Relaxed);
