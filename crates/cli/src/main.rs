@@ -115,7 +115,7 @@ fn main() -> ExitCode {
     // A daemon says what it does (refreshes, failed fetches); one-shot commands only warn.
     let daemon = matches!(&cli.command, Command::Resolver(r) if r.command.is_none())
         || matches!(&cli.command, Command::Serve(_))
-        || matches!(&cli.command, Command::Reporter(_));
+        || matches!(&cli.command, Command::Reporter(r) if r.is_daemon());
     let filter = tracing_subscriber::EnvFilter::try_from_env("MTASTS_LOG").unwrap_or_else(|_| {
         tracing_subscriber::EnvFilter::new(if daemon { "info" } else { "warn" })
     });

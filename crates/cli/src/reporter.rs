@@ -157,6 +157,18 @@ struct SendArgs {
     net: NetArgs,
 }
 
+impl ReporterArgs {
+    /// Whether this runs as a daemon (logs what it does at info): `collect`, and `send`
+    /// without --once or --dry-run.
+    pub(crate) fn is_daemon(&self) -> bool {
+        match &self.command {
+            ReporterCommand::Collect(_) => true,
+            ReporterCommand::Send(a) => !(a.once || a.dry_run),
+            ReporterCommand::Status { .. } => false,
+        }
+    }
+}
+
 pub(crate) async fn run(args: ReporterArgs) -> anyhow::Result<u8> {
     match args.command {
         ReporterCommand::Collect(a) => collect(a).await,

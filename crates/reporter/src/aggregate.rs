@@ -100,6 +100,70 @@ pub struct Counts {
     pub details: Map<Failure, u64>,
 }
 
+/// One delivery attempt as the groups it counts in: per policy, its group, whether it failed
+/// and its failure details.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Prepared {
+    policies: Vec<(GroupId, bool, Vec<Failure>)>,
+}
+
+impl Prepared {
+    /// The groups of `datagram`, received on `day`.
+    pub fn new(day: Date, datagram: Datagram) -> Self {
+        let Datagram { domain, record, policies } = datagram;
+        let domain = domain.as_str().to_owned();
+        let policies = policies
+            .into_iter()
+            .map(|p| {
+                let id = GroupId {
+                    day,
+                    domain: domain.clone(),
+                    record: record.clone(),
+                    policy: PolicyKey {
+                        policy_type: p.policy_type,
+                        strings: p.strings,
+                        domain: p.domain,
+                        mx_hosts: p.mx_hosts,
+                    },
+                };
+                (id, p.failed, p.failures)
+            })
+            .collect();
+        Self { policies }
+    }
+}
+
+/// Datagrams seen before, byte for byte, and their groups: a site sends the same few
+/// thousand datagrams (one per recipient domain and outcome) over and over, and a repeat is
+/// counted without parsing it again. Bounded; emptied when full and at each new day.
+#[derive(Debug, Default)]
+pub struct Memo {
+    day: Option<Date>,
+    seen: Map<Box<[u8]>, Prepared>,
+}
+
+/// Datagrams remembered by a [`Memo`].
+pub const MEMO_ENTRIES: usize = 65_536;
+
+impl Memo {
+    /// The groups of `bytes` received on `day`: remembered, or parsed (and remembered).
+    pub fn prepare(
+        &mut self,
+        day: Date,
+        bytes: &[u8],
+    ) -> Result<&Prepared, mtasts_proto::datagram::DatagramError> {
+        if self.day != Some(day) || self.seen.len() >= MEMO_ENTRIES {
+            self.seen.clear();
+            self.day = Some(day);
+        }
+        if !self.seen.contains_key(bytes) {
+            let prepared = Prepared::new(day, Datagram::parse(bytes)?);
+            self.seen.insert(bytes.into(), prepared);
+        }
+        self.seen.get(bytes).ok_or(mtasts_proto::datagram::DatagramError::Missing("policies"))
+    }
+}
+
 /// Results summed in memory, bounded: past `max_groups` groups, or `max_details` details in
 /// one group, further ones are counted in [`Aggregate::dropped`] instead of kept (the
 /// session itself still counts in its group when the group exists).
@@ -132,42 +196,35 @@ impl Aggregate {
 
     /// Adds one delivery attempt that happened on `day`.
     pub fn add(&mut self, day: Date, datagram: Datagram) {
+        self.add_prepared(&Prepared::new(day, datagram));
+    }
+
+    /// Adds one delivery attempt already turned into its groups (the collector keeps these
+    /// for datagrams it sees again byte for byte: most are repeats).
+    pub fn add_prepared(&mut self, prepared: &Prepared) {
         self.datagrams += 1;
-        let Datagram { domain, record, policies } = datagram;
-        let domain = domain.as_str().to_owned();
-        for p in policies {
-            let id = GroupId {
-                day,
-                domain: domain.clone(),
-                record: record.clone(),
-                policy: PolicyKey {
-                    policy_type: p.policy_type,
-                    strings: p.strings,
-                    domain: p.domain,
-                    mx_hosts: p.mx_hosts,
-                },
-            };
+        for (id, failed, failures) in &prepared.policies {
             let full = self.groups.len() >= self.max_groups;
-            let counts = match self.groups.get_mut(&id) {
+            let counts = match self.groups.get_mut(id) {
                 Some(c) => c,
                 None if full => {
                     self.dropped += 1;
                     continue;
                 }
-                None => self.groups.entry(id).or_default(),
+                None => self.groups.entry(id.clone()).or_default(),
             };
-            if p.failed {
+            if *failed {
                 counts.failures += 1;
             } else {
                 counts.successes += 1;
             }
-            for f in p.failures {
+            for f in failures {
                 let n = counts.details.len();
-                match counts.details.get_mut(&f) {
+                match counts.details.get_mut(f) {
                     Some(c) => *c += 1,
                     None if n >= self.max_details => self.dropped += 1,
                     None => {
-                        counts.details.insert(f, 1);
+                        counts.details.insert(f.clone(), 1);
                     }
                 }
             }
@@ -329,6 +386,25 @@ mod tests {
         assert_eq!(a.dropped(), 2);
         let (_, c) = a.iter().next().unwrap();
         assert_eq!(c.failures, 2, "the session still counts when its detail is dropped");
+    }
+
+    #[test]
+    fn a_remembered_datagram_counts_like_a_parsed_one() {
+        let day = date!(2026 - 12 - 03);
+        let mut memo = Memo::default();
+        let mut a = Aggregate::default();
+        let mut b = Aggregate::default();
+        for json in [OK, BAD, OK, BAD, BAD, OK] {
+            a.add_prepared(memo.prepare(day, json.as_bytes()).unwrap());
+            b.add(day, dg(json));
+        }
+        assert_eq!(a.rows().0, b.rows().0);
+        assert_eq!(a.rows().1, b.rows().1);
+        assert_eq!(memo.seen.len(), 2);
+        // Another day: the memo starts again (the day is part of the groups).
+        a.add_prepared(memo.prepare(date!(2026 - 12 - 04), OK.as_bytes()).unwrap());
+        assert_eq!(a.groups(), 2);
+        assert!(memo.prepare(day, b"junk").is_err());
     }
 
     #[test]

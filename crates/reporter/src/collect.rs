@@ -25,11 +25,11 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use mtasts_proto::datagram::{DATAGRAM_MAX_BYTES, Datagram};
+use mtasts_proto::datagram::DATAGRAM_MAX_BYTES;
 use mtasts_store::outbound::OutboundStore;
 use time::OffsetDateTime;
 
-use crate::aggregate::{Aggregate, MAX_DETAILS};
+use crate::aggregate::{Aggregate, MAX_DETAILS, Memo};
 
 /// The clock the collector dates results by (tests move it across midnight).
 pub type Clock = Arc<dyn Fn() -> OffsetDateTime + Send + Sync>;
@@ -344,37 +344,37 @@ fn parse_loop(
     sums: &Mutex<Aggregate>,
 ) {
     let mut logged = Instant::now() - Duration::from_secs(60);
-    let mut parsed = Vec::with_capacity(BATCH_DATAGRAMS);
+    let mut memo = Memo::default();
     while let Ok(batch) = batches.recv() {
         let mut at = 0;
-        for len in &batch.lens {
-            let len = *len as usize;
-            let bytes = &batch.bytes[at..at + len];
-            at += len;
-            match Datagram::parse(bytes) {
-                Ok(d) => parsed.push(d),
-                Err(e) => {
-                    counters.malformed.fetch_add(1, Ordering::Relaxed);
-                    metrics::counter!("mtasts_collector_datagrams_total", "outcome" => "malformed")
-                        .increment(1);
-                    if logged.elapsed() >= Duration::from_secs(10) {
-                        logged = Instant::now();
-                        let total = counters.malformed.load(Ordering::Relaxed);
-                        tracing::warn!(
-                            "datagram refused: {e} ({total} refused so far; logged at most every 10 s)"
-                        );
+        let mut n = 0_u64;
+        {
+            let mut sums = sums.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            for len in &batch.lens {
+                let len = *len as usize;
+                let bytes = &batch.bytes[at..at + len];
+                at += len;
+                match memo.prepare(batch.day, bytes) {
+                    Ok(p) => {
+                        sums.add_prepared(p);
+                        n += 1;
+                    }
+                    Err(e) => {
+                        counters.malformed.fetch_add(1, Ordering::Relaxed);
+                        metrics::counter!("mtasts_collector_datagrams_total", "outcome" => "malformed")
+                            .increment(1);
+                        if logged.elapsed() >= Duration::from_secs(10) {
+                            logged = Instant::now();
+                            let total = counters.malformed.load(Ordering::Relaxed);
+                            tracing::warn!(
+                                "datagram refused: {e} ({total} refused so far; logged at most every 10 s)"
+                            );
+                        }
                     }
                 }
             }
         }
         pending.fetch_sub(batch.bytes.len(), Ordering::Relaxed);
-        let n = parsed.len() as u64;
-        {
-            let mut sums = sums.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-            for d in parsed.drain(..) {
-                sums.add(batch.day, d);
-            }
-        }
         metrics::counter!("mtasts_collector_datagrams_total", "outcome" => "accepted").increment(n);
         let mut bytes = batch.bytes;
         bytes.clear();
