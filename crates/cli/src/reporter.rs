@@ -215,7 +215,9 @@ async fn collect(a: CollectArgs) -> anyhow::Result<u8> {
     Ok(if stats.stored + stats.malformed == stats.received { 0 } else { 2 })
 }
 
-async fn serve_metrics(addr: SocketAddr) -> anyhow::Result<()> {
+/// Prometheus `GET /metrics` on its own listener at `addr` (`--metrics-listen` of `serve`
+/// and `reporter collect`).
+pub(crate) async fn serve_metrics(addr: SocketAddr) -> anyhow::Result<()> {
     let handle = metrics_exporter_prometheus::PrometheusBuilder::new()
         .install_recorder()
         .context("cannot install the metrics recorder")?;

@@ -243,20 +243,7 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<u8> {
         spec => Some(bind("http", spec, 1).await?),
     };
     if let Some(addr) = args.metrics_listen {
-        let handle = metrics_exporter_prometheus::PrometheusBuilder::new()
-            .install_recorder()
-            .context("cannot install the metrics recorder")?;
-        let render: mtasts_reports::http::MetricsRender = Arc::new(move || handle.render());
-        let listener = tokio::net::TcpListener::bind(addr)
-            .await
-            .with_context(|| format!("cannot listen on {addr} (--metrics-listen)"))?;
-        tokio::spawn(mtasts_reports::http::serve(
-            listener,
-            None,
-            mtasts_reports::http::metrics_router(render),
-            ServeOptions::default(),
-            std::future::pending(),
-        ));
+        crate::reporter::serve_metrics(addr).await?;
     }
     tracing::info!(
         https = %https.local_addr().map(|a| a.to_string()).unwrap_or_default(),

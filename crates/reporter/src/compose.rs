@@ -216,7 +216,9 @@ pub fn mailto_address(uri: &str) -> Option<String> {
     (s.contains('@') && !s.contains(['\r', '\n', ',', '<', '>'])).then_some(s)
 }
 
-fn base64_lines(bytes: &[u8]) -> String {
+/// Base64 (RFC 4648) in lines of 76 characters ending in CRLF, as MIME bodies want them
+/// (RFC 2045 §6.8).
+pub fn base64_lines(bytes: &[u8]) -> String {
     const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut out = String::with_capacity(bytes.len() * 4 / 3 + bytes.len() / 57 * 2 + 4);
     for line in bytes.chunks(57) {

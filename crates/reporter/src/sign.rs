@@ -2,7 +2,7 @@
 //! signature by the reporting domain, without `l=`; RFC 6376). mail-auth signs, with ring:
 //! an Ed25519 key (RFC 8463) or an RSA key, read from a PEM file.
 
-use mail_auth::common::crypto::{Ed25519Key, RsaKey, Sha256};
+use mail_auth::common::crypto::{Ed25519Key, RsaKey, Sha256, SigningKey};
 use mail_auth::common::headers::HeaderWriter;
 use mail_auth::dkim::DkimSigner;
 use rustls::pki_types::PrivateKeyDer;
@@ -70,31 +70,29 @@ impl Signer {
         &self.domain
     }
 
+    fn signature<K: SigningKey>(&self, key: K, message: &[u8]) -> Result<String, SignError> {
+        Ok(DkimSigner::from_key(key)
+            .domain(self.domain.clone())
+            .selector(self.selector.clone())
+            .headers(SIGNED_HEADERS)
+            .sign(message)
+            .map_err(|e| SignError::Sign(e.to_string()))?
+            .to_header())
+    }
+
     /// `message` with a DKIM-Signature header in front.
     pub fn sign(&self, message: &[u8]) -> Result<Vec<u8>, SignError> {
         let header = match &self.key {
-            Key::Ed25519(der) => {
-                let key = Ed25519Key::from_pkcs8_maybe_unchecked_der(der)
-                    .map_err(|e| SignError::Key(e.to_string()))?;
-                DkimSigner::from_key(key)
-                    .domain(self.domain.clone())
-                    .selector(self.selector.clone())
-                    .headers(SIGNED_HEADERS)
-                    .sign(message)
-                    .map_err(|e| SignError::Sign(e.to_string()))?
-                    .to_header()
-            }
-            Key::Rsa(der) => {
-                let key = RsaKey::<Sha256>::from_key_der(der.clone_key())
-                    .map_err(|e| SignError::Key(e.to_string()))?;
-                DkimSigner::from_key(key)
-                    .domain(self.domain.clone())
-                    .selector(self.selector.clone())
-                    .headers(SIGNED_HEADERS)
-                    .sign(message)
-                    .map_err(|e| SignError::Sign(e.to_string()))?
-                    .to_header()
-            }
+            Key::Ed25519(der) => self.signature(
+                Ed25519Key::from_pkcs8_maybe_unchecked_der(der)
+                    .map_err(|e| SignError::Key(e.to_string()))?,
+                message,
+            )?,
+            Key::Rsa(der) => self.signature(
+                RsaKey::<Sha256>::from_key_der(der.clone_key())
+                    .map_err(|e| SignError::Key(e.to_string()))?,
+                message,
+            )?,
         };
         let mut out = header.into_bytes();
         out.extend_from_slice(message);
