@@ -354,8 +354,12 @@ async fn send(a: SendArgs) -> anyhow::Result<u8> {
             Some(d) => parse_day(d)?,
             None => now.date().previous_day().context("no day before today")?,
         };
+        let reports = reporter.reports(day).await?;
+        if reports.is_empty() {
+            eprintln!("mtasts reporter send: no results collected for {day}");
+        }
         let mut out = std::io::stdout().lock();
-        for r in reporter.reports(day).await? {
+        for r in reports {
             use std::io::Write as _;
             let line = serde_json::json!({
                 "domain": r.domain,
@@ -414,7 +418,9 @@ fn say_planned(p: &Planned) {
 }
 
 async fn status(db: &str, format: ListFormat) -> anyhow::Result<u8> {
-    let store = open(db).await?;
+    // A listing never creates a database: a wrong --db is said, not answered with nothing.
+    let url: DatabaseUrl = db.parse()?;
+    let store = OutboundStore::with_database(Database::open_existing(&url).await?).await?;
     let days = store.days().await?;
     let deliveries = store.deliveries(None).await?;
     use std::io::Write as _;

@@ -167,7 +167,13 @@ impl Collector {
             }
             std::fs::remove_file(&path).map_err(socket_err(&path, "removing the stale socket"))?;
         }
-        let socket = UnixDatagram::bind(&path).map_err(socket_err(&path, "binding"))?;
+        let what = match path.parent() {
+            Some(dir) if !dir.as_os_str().is_empty() && !dir.is_dir() => {
+                "binding (its directory does not exist)"
+            }
+            _ => "binding",
+        };
+        let socket = UnixDatagram::bind(&path).map_err(socket_err(&path, what))?;
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(config.socket_mode))
             .map_err(socket_err(&path, "setting the socket's mode"))?;
         let sock = socket2::SockRef::from(&socket);

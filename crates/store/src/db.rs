@@ -137,7 +137,7 @@ pub enum DbError {
     },
     /// Reading an SQLite database that does not exist (see [`Database::open_existing`]).
     #[error(
-        "no database at {url}: the file does not exist (a typo? it is created by the commands that write: `scan`, `report ingest`, the resolver)"
+        "no database at {url}: the file does not exist (a typo? it is created by the commands that write: `scan`, `report ingest`, `reporter collect`, `domain add`, the resolver)"
     )]
     Missing {
         /// The database.

@@ -211,6 +211,12 @@ fn bad_input_is_refused_in_words() {
     );
     let out = mtasts(&["reporter", "send", "--db", &db, "--dry-run"]).output().unwrap();
     assert!(text(&out).contains("--organization is required"), "{}", text(&out));
+    // A listing of a database that does not exist says so and creates nothing.
+    let missing = format!("sqlite://{}", dir.path().join("typo.db").display());
+    let out = mtasts(&["reporter", "status", "--db", &missing]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out).contains("no database at"), "{}", text(&out));
+    assert!(!dir.path().join("typo.db").exists());
     // A regular file where the socket should be is not removed.
     let file = dir.path().join("not-a-socket");
     std::fs::write(&file, "x").unwrap();
