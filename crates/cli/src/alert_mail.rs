@@ -25,6 +25,25 @@ pub(crate) struct AlertMailArgs {
     alert_smtp_tls: String,
 }
 
+/// A relay from `HOST`, `HOST:PORT` or `[IPv6]:PORT` (port 25 by default) and a TLS setting
+/// (`required`, `opportunistic`, `none`); `flag` names the option in errors.
+pub(crate) fn relay(spec: &str, tls: &str, flag: &str) -> anyhow::Result<Relay> {
+    let (host, port) = match spec.rsplit_once(':') {
+        Some((h, p)) if !h.contains(':') || h.ends_with(']') => (
+            h.trim_start_matches('[').trim_end_matches(']').to_owned(),
+            p.parse::<u16>()
+                .map_err(|_| anyhow::anyhow!("{flag} {spec:?}: the port must be a number"))?,
+        ),
+        _ => (spec.to_owned(), 25),
+    };
+    let tls = match tls {
+        "required" => RelayTls::Required,
+        "none" => RelayTls::None,
+        _ => RelayTls::Opportunistic,
+    };
+    Ok(Relay { host, port, tls })
+}
+
 /// This machine's host name.
 pub(crate) fn host_name() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname")
@@ -47,26 +66,12 @@ impl AlertMailArgs {
                 bail!("--alert-mail-to {a:?} is not a mail address");
             }
         }
-        let (host, port) = match self.alert_smtp.rsplit_once(':') {
-            Some((h, p)) if !h.contains(':') || h.ends_with(']') => (
-                h.trim_start_matches('[').trim_end_matches(']').to_owned(),
-                p.parse::<u16>().map_err(|_| {
-                    anyhow::anyhow!("--alert-smtp {:?}: the port must be a number", self.alert_smtp)
-                })?,
-            ),
-            _ => (self.alert_smtp.clone(), 25),
-        };
-        let tls = match self.alert_smtp_tls.as_str() {
-            "required" => RelayTls::Required,
-            "none" => RelayTls::None,
-            _ => RelayTls::Opportunistic,
-        };
+        let relay = relay(&self.alert_smtp, &self.alert_smtp_tls, "--alert-smtp")?;
         let roots = mtasts_net::TrustRoots::from_arg(trust_roots)
             .load()
             .context("cannot load the trust roots for the mail relay")?;
         let me = host_name();
-        let submitter =
-            Submitter::new(Relay { host, port, tls }, roots, me.clone(), Duration::from_secs(30));
+        let submitter = Submitter::new(relay, roots, me.clone(), Duration::from_secs(30));
         Ok(Some(Mailer {
             submitter,
             from: self.alert_mail_from.clone().unwrap_or_else(|| format!("mtasts@{me}")),

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use anyhow::{Context as _, bail};
 use clap::{Args, Subcommand};
-use mtasts_net::submit::{Relay, RelayTls, Submitter};
+use mtasts_net::submit::Submitter;
 use mtasts_reporter::deliver::{self, MailRoute};
 use mtasts_reporter::send::Planned;
 use mtasts_reporter::sign::Signer;
@@ -295,28 +295,10 @@ async fn send(a: SendArgs) -> anyhow::Result<u8> {
     );
     let timeout = Duration::from_secs(a.timeout.max(1));
     let mail = match (&a.smtp_relay, &a.sendmail) {
-        (Some(relay), _) => {
-            let (host, port) = match relay.rsplit_once(':') {
-                Some((h, p)) if !h.contains(':') || h.ends_with(']') => (
-                    h.trim_start_matches('[').trim_end_matches(']').to_owned(),
-                    p.parse::<u16>().map_err(|_| {
-                        anyhow::anyhow!("--smtp-relay {relay:?}: the port must be a number")
-                    })?,
-                ),
-                _ => (relay.clone(), 25),
-            };
-            let tls = match a.smtp_tls.as_str() {
-                "required" => RelayTls::Required,
-                "none" => RelayTls::None,
-                _ => RelayTls::Opportunistic,
-            };
+        (Some(spec), _) => {
+            let relay = crate::alert_mail::relay(spec, &a.smtp_tls, "--smtp-relay")?;
             let me = crate::alert_mail::host_name();
-            Some(MailRoute::Relay(Submitter::new(
-                Relay { host, port, tls },
-                roots.clone(),
-                me,
-                timeout,
-            )))
+            Some(MailRoute::Relay(Submitter::new(relay, roots.clone(), me, timeout)))
         }
         (None, Some(p)) => Some(MailRoute::Sendmail(p.clone())),
         (None, None) => None,

@@ -146,21 +146,26 @@ pub struct Memo {
 pub const MEMO_ENTRIES: usize = 65_536;
 
 impl Memo {
-    /// The groups of `bytes` received on `day`: remembered, or parsed (and remembered).
-    pub fn prepare(
+    /// Adds the datagram `bytes`, received on `day`, to `sums`: from its remembered groups,
+    /// or parsed (and remembered).
+    pub fn add_to(
         &mut self,
+        sums: &mut Aggregate,
         day: Date,
         bytes: &[u8],
-    ) -> Result<&Prepared, mtasts_proto::datagram::DatagramError> {
+    ) -> Result<(), mtasts_proto::datagram::DatagramError> {
         if self.day != Some(day) || self.seen.len() >= MEMO_ENTRIES {
             self.seen.clear();
             self.day = Some(day);
         }
-        if !self.seen.contains_key(bytes) {
-            let prepared = Prepared::new(day, Datagram::parse(bytes)?);
-            self.seen.insert(bytes.into(), prepared);
+        if let Some(p) = self.seen.get(bytes) {
+            sums.add_prepared(p);
+            return Ok(());
         }
-        self.seen.get(bytes).ok_or(mtasts_proto::datagram::DatagramError::Missing("policies"))
+        let prepared = Prepared::new(day, Datagram::parse(bytes)?);
+        sums.add_prepared(&prepared);
+        self.seen.insert(bytes.into(), prepared);
+        Ok(())
     }
 }
 
@@ -395,16 +400,16 @@ mod tests {
         let mut a = Aggregate::default();
         let mut b = Aggregate::default();
         for json in [OK, BAD, OK, BAD, BAD, OK] {
-            a.add_prepared(memo.prepare(day, json.as_bytes()).unwrap());
+            memo.add_to(&mut a, day, json.as_bytes()).unwrap();
             b.add(day, dg(json));
         }
         assert_eq!(a.rows().0, b.rows().0);
         assert_eq!(a.rows().1, b.rows().1);
         assert_eq!(memo.seen.len(), 2);
         // Another day: the memo starts again (the day is part of the groups).
-        a.add_prepared(memo.prepare(date!(2026 - 12 - 04), OK.as_bytes()).unwrap());
+        memo.add_to(&mut a, date!(2026 - 12 - 04), OK.as_bytes()).unwrap();
         assert_eq!(a.groups(), 2);
-        assert!(memo.prepare(day, b"junk").is_err());
+        assert!(memo.add_to(&mut a, day, b"junk").is_err());
     }
 
     #[test]

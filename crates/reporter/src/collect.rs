@@ -360,11 +360,8 @@ fn parse_loop(
                 let len = *len as usize;
                 let bytes = &batch.bytes[at..at + len];
                 at += len;
-                match memo.prepare(batch.day, bytes) {
-                    Ok(p) => {
-                        sums.add_prepared(p);
-                        n += 1;
-                    }
+                match memo.add_to(&mut sums, batch.day, bytes) {
+                    Ok(()) => n += 1,
                     Err(e) => {
                         counters.malformed.fetch_add(1, Ordering::Relaxed);
                         metrics::counter!("mtasts_collector_datagrams_total", "outcome" => "malformed")

@@ -19,7 +19,7 @@ use std::sync::Arc;
 use mtasts_net::DnsClient;
 use mtasts_proto::datagram::{Datagram, Failure, PolicyOutcome};
 use mtasts_proto::report::PolicyType;
-use mtasts_proto::{DomainName, ResultType};
+use mtasts_proto::{DomainName, ResultType, select_tlsrpt_record};
 
 /// Where the resolver's TLS-RPT datagrams go.
 #[derive(Clone)]
@@ -35,18 +35,13 @@ impl std::fmt::Debug for TlsRptSink {
     }
 }
 
-/// The TLSRPT record text of `domain` as an MTA finds it: the one TXT record at
-/// `_smtp._tls.<domain>` beginning `v=TLSRPTv1;` (RFC 8460 §3), its strings joined; empty when
-/// there is none or several.
+/// The TLSRPT record text of `domain` as an MTA finds it: the one valid record at
+/// `_smtp._tls.<domain>` (RFC 8460 §3 selection, `proto::select_tlsrpt_record`); empty when
+/// there is none, several or an invalid one (no report can be sent then).
 pub async fn tlsrpt_record_text(dns: &dyn DnsClient, domain: &DomainName) -> String {
-    let Ok(answer) = dns.txt(&format!("_smtp._tls.{}", domain.as_str())).await else {
-        return String::new();
-    };
-    let records: Vec<String> =
-        answer.records.iter().filter(|r| r.starts_with("v=TLSRPTv1;")).cloned().collect();
-    match records.as_slice() {
-        [one] => one.clone(),
-        _ => String::new(),
+    match dns.txt(&format!("_smtp._tls.{}", domain.as_str())).await {
+        Ok(answer) => select_tlsrpt_record(&answer.records).map(|d| d.raw).unwrap_or_default(),
+        Err(_) => String::new(),
     }
 }
 

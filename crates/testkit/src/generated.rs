@@ -157,12 +157,19 @@ pub struct GeneratedDomain {
     pub mx_pool: MxPool,
 }
 
-/// SplitMix64: small, fast, deterministic, good enough for picking a mix.
+/// SplitMix64: small, fast, deterministic, good enough for picking a mix (the generated
+/// world, the `tlsrpt-emit` datagram stream).
 #[derive(Clone, Debug)]
-struct Rng(u64);
+pub struct Rng(u64);
 
 impl Rng {
-    fn next(&mut self) -> u64 {
+    /// A generator starting from `seed`.
+    pub fn new(seed: u64) -> Self {
+        Self(seed)
+    }
+
+    /// The next 64 random bits.
+    pub fn next_u64(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
         let mut z = self.0;
         z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
@@ -171,8 +178,8 @@ impl Rng {
     }
 
     /// Uniform in `0..n` (n > 0; the modulo bias is irrelevant here).
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next_u64() % n
     }
 }
 
@@ -202,7 +209,7 @@ pub fn generate_one(i: usize, seed: u64) -> GeneratedDomain {
         Rng(seed.wrapping_mul(0xA076_1D64_78BD_642F)
             ^ (i as u64).wrapping_mul(0xE703_7ED1_A0B4_28DB));
     // Warm up so that neighbouring (seed, i) pairs diverge.
-    rng.next();
+    rng.next_u64();
     let d = domain_name(i);
     let roll = rng.below(100);
     let profile = match roll {

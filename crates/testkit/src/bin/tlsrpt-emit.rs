@@ -29,6 +29,8 @@ use std::os::unix::net::UnixDatagram;
 use std::path::PathBuf;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
+use mtasts_testkit::generated::Rng;
+
 const USAGE: &str =
     "usage: tlsrpt-emit SOCKET N [--domains D] [--fail-percent P] [--nonblocking] [--seed S]";
 
@@ -87,23 +89,6 @@ fn parse_args() -> Result<Args, Box<dyn Error>> {
         return Err("--fail-percent must be 0 to 100".into());
     }
     Ok(args)
-}
-
-/// splitmix64: small, deterministic, good enough to spread domains and failures.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
 }
 
 /// Appends `s` as a JSON string (the generated strings are ASCII; escapes what JSON needs).
@@ -187,7 +172,7 @@ fn datagram(rng: &mut Rng, domains: u64, fail_percent: u64) -> (Vec<u8>, bool) {
 
 fn main() -> Result<(), Box<dyn Error>> {
     let args = parse_args()?;
-    let mut rng = Rng(args.seed);
+    let mut rng = Rng::new(args.seed);
     let datagrams: Vec<(Vec<u8>, bool)> =
         (0..args.count).map(|_| datagram(&mut rng, args.domains, args.fail_percent)).collect();
 
