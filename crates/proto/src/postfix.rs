@@ -13,6 +13,17 @@
 //! compatibility option ([`ZoneOptions::wildcard_dot`]). An answer never has an empty `match=`:
 //! when no MX host can be matched under `enforce`, the answer is `TEMP` (mail waits in the queue,
 //! RFC 8461 §5.1: treat as transient) rather than a `match=` Postfix would read as "anything".
+//!
+//! `policy_failure` (TLSRPT_README, Postfix ≥ 3.10): "forces MTA-STS policy enforcement to
+//! fail with the indicated error, even if a server certificate would satisfy conventional PKI
+//! constraints". With the TLSRPT attributes on, the no-MX-matches case is answered so
+//! ([`Answer::PolicyFailure`]): mail waits as under `TEMP`, and Postfix reports each attempt
+//! to the recipient's TLSRPT address as `validation-failure` with the MX host it tried. The
+//! resolver's other policy-level failures (`sts-policy-fetch-error`, `sts-policy-invalid`,
+//! `sts-webpki-invalid`) are never answered with it: with a cached policy RFC 8461 §5.1
+//! says to deliver under that policy, and without one as if there were no policy, so forcing
+//! a failure there would hold mail the RFC delivers. Those go to the collector as datagrams
+//! (`mtasts resolver --tlsrpt-socket`) instead.
 
 use std::fmt;
 
@@ -74,6 +85,50 @@ pub enum Answer {
     NotFound,
     /// Defer the mail and look again later (the reason is logged by Postfix).
     Temp(String),
+    /// The policy fails for every MX host (Postfix ≥ 3.10 with the TLSRPT attributes): the
+    /// mail waits, and Postfix reports the failure through TLSRPT. `match=` is
+    /// [`POLICY_FAILURE_MATCH`], a name no certificate can be issued for, so even an MTA that
+    /// ignored `policy_failure` would accept no host.
+    PolicyFailure {
+        /// `servername=hostname`.
+        servername: bool,
+        /// The TLSRPT attributes Postfix reports with.
+        tlsrpt: TlsRptAttributes,
+        /// `policy_failure`.
+        failure: PolicyFailure,
+        /// Why, for logs and `mtasts resolver query` (Postfix is not told).
+        reason: String,
+    },
+}
+
+/// The `match=` of a [`Answer::PolicyFailure`]: under `.invalid` (RFC 6761 §6.4), so no
+/// certificate authority issues a certificate that could satisfy it.
+pub const POLICY_FAILURE_MATCH: &str = "policy-failure.invalid";
+
+/// A `policy_failure` value (TLSRPT_README; the RFC 8460 §4.3 result types of the same names).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PolicyFailure {
+    /// `sts-policy-fetch-error`.
+    FetchError,
+    /// `sts-policy-invalid`.
+    Invalid,
+    /// `sts-webpki-invalid`.
+    WebPkiInvalid,
+    /// `validation-failure`: here, no MX host matches the policy (RFC 8461 §4.1; reported so
+    /// by mox too, RFC 8460 having no narrower type).
+    ValidationFailure,
+}
+
+impl PolicyFailure {
+    /// The attribute value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::FetchError => "sts-policy-fetch-error",
+            Self::Invalid => "sts-policy-invalid",
+            Self::WebPkiInvalid => "sts-webpki-invalid",
+            Self::ValidationFailure => "validation-failure",
+        }
+    }
 }
 
 /// The Postfix ≥ 3.10 TLSRPT attributes of an STS answer.
@@ -118,29 +173,48 @@ pub fn answer(
             }
         }
     }
+    let attributes = || TlsRptAttributes {
+        domain: domain.as_str().to_owned(),
+        mx_patterns: policy.mx().iter().map(ToString::to_string).collect(),
+        policy_strings: policy.to_policy_lines(),
+    };
     if matches.is_empty() {
-        return Answer::Temp(format!(
+        let reason = format!(
             "no MX host of {} ({}) matches its MTA-STS policy (mx: {}); mail waits until one does",
             domain.as_str(),
             if live_mx.is_empty() { "none found".to_owned() } else { live_mx.join(", ") },
             policy.mx().iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
-        ));
+        );
+        // With no MX host there is nothing for Postfix to try and report: TEMP.
+        if !options.tlsrpt || live_mx.is_empty() {
+            return Answer::Temp(reason);
+        }
+        return Answer::PolicyFailure {
+            servername: options.require_sni,
+            tlsrpt: attributes(),
+            failure: PolicyFailure::ValidationFailure,
+            reason,
+        };
     }
-    let tlsrpt = options.tlsrpt.then(|| TlsRptAttributes {
-        domain: domain.as_str().to_owned(),
-        mx_patterns: policy.mx().iter().map(ToString::to_string).collect(),
-        policy_strings: policy.to_policy_lines(),
-    });
+    let tlsrpt = options.tlsrpt.then(attributes);
     Answer::Secure { matches, servername: options.require_sni, tlsrpt }
 }
 
 impl Answer {
     /// The socketmap reply payload, within [`REPLY_MAX_BYTES`]: when the TLSRPT attributes
     /// would make it longer, they are left out; when even the bare answer is too long, `TEMP`.
+    /// A [`Answer::PolicyFailure`] too long is `TEMP` with its reason: `policy_failure` is
+    /// never dropped from an answer that keeps its `match=`.
     pub fn reply(&self) -> String {
         let text = self.to_string();
         if text.len() <= REPLY_MAX_BYTES {
             return text;
+        }
+        if let Self::PolicyFailure { reason, .. } = self {
+            let temp = Self::Temp(reason.clone()).to_string();
+            if temp.len() <= REPLY_MAX_BYTES {
+                return temp;
+            }
         }
         if let Self::Secure { matches, servername, tlsrpt: Some(_) } = self {
             let bare =
@@ -168,18 +242,34 @@ impl fmt::Display for Answer {
                     f.write_str(" servername=hostname")?;
                 }
                 if let Some(t) = tlsrpt {
-                    write!(f, " policy_type=sts policy_domain={}", t.domain)?;
-                    for p in &t.mx_patterns {
-                        write!(f, " mx_host_pattern={p}")?;
-                    }
-                    // A value with spaces goes in braces: `{ name = value }` (postconf(5)).
-                    for s in &t.policy_strings {
-                        write!(f, " {{ policy_string = {s} }}")?;
-                    }
+                    t.fmt(f)?;
                 }
                 Ok(())
             }
+            Self::PolicyFailure { servername, tlsrpt, failure, .. } => {
+                write!(f, "OK secure match={POLICY_FAILURE_MATCH}")?;
+                if *servername {
+                    f.write_str(" servername=hostname")?;
+                }
+                tlsrpt.fmt(f)?;
+                write!(f, " policy_failure={}", failure.as_str())
+            }
         }
+    }
+}
+
+impl fmt::Display for TlsRptAttributes {
+    /// The attributes, each after a space.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, " policy_type=sts policy_domain={}", self.domain)?;
+        for p in &self.mx_patterns {
+            write!(f, " mx_host_pattern={p}")?;
+        }
+        // A value with spaces goes in braces: `{ name = value }` (postconf(5)).
+        for s in &self.policy_strings {
+            write!(f, " {{ policy_string = {s} }}")?;
+        }
+        Ok(())
     }
 }
 
@@ -268,6 +358,44 @@ mod tests {
              { policy_string = mx: mx1.example.com } { policy_string = mx: *.example.com } \
              { policy_string = max_age: 604800 }"
         );
+    }
+
+    #[test]
+    fn no_mx_match_with_tlsrpt_is_a_reported_policy_failure() {
+        let p = policy("enforce", &["*.example.com"]);
+        let live = live(&["mx.other.net"]);
+        let opts = ZoneOptions { tlsrpt: true, ..ZoneOptions::default() };
+        let a = answer(&domain(), &p, &live, opts);
+        assert!(matches!(a, Answer::PolicyFailure { .. }), "{a}");
+        assert_eq!(
+            a.reply(),
+            "OK secure match=policy-failure.invalid servername=hostname \
+             policy_type=sts policy_domain=example.com mx_host_pattern=*.example.com \
+             { policy_string = version: STSv1 } { policy_string = mode: enforce } \
+             { policy_string = mx: *.example.com } { policy_string = max_age: 604800 } \
+             policy_failure=validation-failure"
+        );
+        // The host that failed the match is never named in `match=`.
+        assert!(!a.reply().contains("other.net"));
+        // Without the attributes (Postfix ≤ 3.9), or with no MX host to try: TEMP.
+        assert!(matches!(answer(&domain(), &p, &live, ZoneOptions::default()), Answer::Temp(_)));
+        assert!(matches!(answer(&domain(), &p, &[], opts), Answer::Temp(_)));
+        // Testing mode delivers anyway (RFC 8461 §5): no failure is forced.
+        let t = policy("testing", &["*.example.com"]);
+        assert_eq!(answer(&domain(), &t, &live, opts), Answer::NotFound);
+    }
+
+    #[test]
+    fn a_policy_failure_too_long_for_postfix_is_temp_never_secure_without_it() {
+        let names: Vec<String> = (0..2500).map(|i| format!("*.d{i:04}.example.com")).collect();
+        let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+        let p = policy("enforce", &refs);
+        let opts = ZoneOptions { tlsrpt: true, ..ZoneOptions::default() };
+        let a = answer(&domain(), &p, &live(&["mx.other.net"]), opts);
+        assert!(matches!(a, Answer::PolicyFailure { .. }));
+        let reply = a.reply();
+        assert!(reply.starts_with("TEMP no MX host of example.com"), "{}", &reply[..80]);
+        assert!(reply.len() <= REPLY_MAX_BYTES);
     }
 
     #[test]

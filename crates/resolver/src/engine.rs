@@ -255,6 +255,10 @@ impl Resolver {
                         source.describe()
                     ),
                     (Answer::Temp(reason), _) => reason.clone(),
+                    (Answer::PolicyFailure { reason, failure, .. }, _) => format!(
+                        "{reason}; Postfix is told policy_failure={} and reports each attempt through TLSRPT",
+                        failure.as_str()
+                    ),
                     (Answer::NotFound, mtasts_proto::Mode::Testing) => {
                         "mode: testing: senders deliver anyway and report (strict_testing is off)"
                             .into()
@@ -711,6 +715,12 @@ fn serialize_answer<S: serde::Serializer>(a: &Answer, s: S) -> Result<S::Ok, S::
             m.serialize_entry("action", "defer")?;
             m.serialize_entry("reason", reason)?;
         }
+        // Mail waits: never a host list an MTA could deliver to.
+        Answer::PolicyFailure { reason, failure, .. } => {
+            m.serialize_entry("action", "defer")?;
+            m.serialize_entry("reason", reason)?;
+            m.serialize_entry("policy_failure", failure.as_str())?;
+        }
     }
     m.serialize_entry("postfix", &a.reply())?;
     m.end()
@@ -736,6 +746,7 @@ fn record_lookup(a: &Answer, started: std::time::Instant) {
         Answer::DaneOnly => "dane-only",
         Answer::Dane => "dane",
         Answer::Temp(_) => "temp",
+        Answer::PolicyFailure { .. } => "policy-failure",
     };
     metrics::counter!("mtasts_resolver_lookups_total", "result" => result).increment(1);
     metrics::histogram!("mtasts_resolver_lookup_seconds").record(started.elapsed().as_secs_f64());

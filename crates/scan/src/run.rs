@@ -326,13 +326,24 @@ impl Scan {
                 let Some((seq, domain, typed)) = buffer.pop_front() else { break };
                 let checker = self.checker.clone();
                 let deadline = self.config.deadline;
-                in_flight.push(async move {
+                // A task per check, so the TLS handshakes and parsing of many domains run on
+                // every runtime thread, not only on the one polling this loop.
+                let mut task = AbortOnDrop(tokio::spawn(async move {
                     let mut report = checker.check_with_deadline(&domain, deadline).await;
                     // The report says what the user wrote; `domain` is the A-label checked.
                     if let Some(typed) = typed {
                         report.input = typed;
                     }
-                    (seq, result_row(&report))
+                    result_row(&report)
+                }));
+                in_flight.push(async move {
+                    match (&mut task.0).await {
+                        Ok(row) => (seq, Some(row)),
+                        // A panicking check fails the scan, as it did when polled here.
+                        Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+                        // Cancelled: the runtime is shutting down; the claim is left to expire.
+                        Err(_) => (seq, None),
+                    }
                 });
             }
             if last_progress.elapsed() > Duration::from_secs(2) {
@@ -358,6 +369,7 @@ impl Scan {
             }
             if let Some((seq, row)) = in_flight.next().await {
                 held.lock().unwrap_or_else(PoisonError::into_inner).remove(&seq);
+                let Some(row) = row else { continue };
                 if tx.send(Msg::Done(seq, row)).await.is_err() {
                     return Ok(());
                 }
@@ -368,9 +380,9 @@ impl Scan {
 }
 
 /// Aborts a spawned task when dropped.
-struct AbortOnDrop(tokio::task::JoinHandle<()>);
+struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
 
-impl Drop for AbortOnDrop {
+impl<T> Drop for AbortOnDrop<T> {
     fn drop(&mut self) {
         self.0.abort();
     }

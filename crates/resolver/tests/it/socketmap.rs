@@ -62,6 +62,15 @@ async fn replies_per_scenario() {
     // `*.d` with MX a.mx.d: no MX host matches → mail waits, never an empty match list.
     let deep = c.query("postfix", "mx-wildcard-too-deep.test").await;
     assert!(deep.starts_with("TEMP no MX host of mx-wildcard-too-deep.test"), "{deep}");
+    // With the TLSRPT attributes (Postfix ≥ 3.10) the same case is `policy_failure`: mail
+    // waits and Postfix reports it; `match=` is a name no certificate has, never the live MX.
+    let failure = c.query("strict", "mx-wildcard-too-deep.test").await;
+    assert!(
+        failure.starts_with("OK secure match=policy-failure.invalid servername=hostname policy_type=sts policy_domain=mx-wildcard-too-deep.test mx_host_pattern=*.mx-wildcard-too-deep.test"),
+        "{failure}"
+    );
+    assert!(failure.ends_with(" policy_failure=validation-failure"), "{failure}");
+    assert!(!failure.contains("a.mx."), "{failure}");
     assert_eq!(c.query("postfix", "policy-mode-testing.test").await, "NOTFOUND ");
     let strict = c.query("strict", "policy-mode-testing.test").await;
     assert!(
