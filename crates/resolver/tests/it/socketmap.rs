@@ -175,3 +175,22 @@ async fn shutdown_stops_accepting() {
     tokio::time::timeout(std::time::Duration::from_secs(5), task).await.unwrap().unwrap().unwrap();
     assert!(tokio::net::TcpStream::connect(addr).await.is_err());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_policy_failure_is_explained_as_a_deferral() {
+    let w = world().await;
+    let resolver = resolver_for(&w, zones());
+    let json = serde_json::to_value(resolver.explain("strict", "mx-wildcard-too-deep.test").await)
+        .unwrap();
+    // An MTA reading the JSON (Exim) gets no host list to deliver to.
+    assert_eq!(json["answer"]["action"], "defer", "{json}");
+    assert_eq!(json["answer"]["policy_failure"], "validation-failure", "{json}");
+    assert!(json["answer"].get("match_list").is_none(), "{json}");
+    let why = json["why"].as_str().unwrap();
+    assert!(why.starts_with("no MX host of mx-wildcard-too-deep.test"), "{why}");
+    assert!(why.contains("policy_failure=validation-failure"), "{why}");
+    assert!(
+        json["answer"]["postfix"].as_str().unwrap().ends_with("policy_failure=validation-failure"),
+        "{json}"
+    );
+}
