@@ -219,20 +219,12 @@ pub fn mailto_address(uri: &str) -> Option<String> {
 /// Base64 (RFC 4648) in lines of 76 characters ending in CRLF, as MIME bodies want them
 /// (RFC 2045 §6.8).
 pub fn base64_lines(bytes: &[u8]) -> String {
-    const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::with_capacity(bytes.len() * 4 / 3 + bytes.len() / 57 * 2 + 4);
-    for line in bytes.chunks(57) {
-        for chunk in line.chunks(3) {
-            let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
-            let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-            for i in 0..4 {
-                if i <= chunk.len() {
-                    out.push(char::from(A[((n >> (18 - 6 * i)) & 63) as usize]));
-                } else {
-                    out.push('=');
-                }
-            }
-        }
+    use base64::Engine;
+    let text = base64::engine::general_purpose::STANDARD.encode(bytes);
+    let mut out = String::with_capacity(text.len() + text.len() / 76 * 2 + 2);
+    // Base64 is ASCII: every 76-byte chunk is whole characters.
+    for line in text.as_bytes().chunks(76) {
+        out.push_str(std::str::from_utf8(line).unwrap_or_default());
         out.push_str("\r\n");
     }
     out
@@ -316,6 +308,19 @@ mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
     use time::macros::date;
+
+    #[test]
+    fn base64_body_lines_are_76_characters_and_decode_back() {
+        use base64::Engine;
+        let bytes: Vec<u8> = (0..=255).cycle().take(1000).collect();
+        let text = base64_lines(&bytes);
+        let lines: Vec<&str> = text.split_terminator("\r\n").collect();
+        assert!(text.ends_with("\r\n"));
+        assert!(lines[..lines.len() - 1].iter().all(|l| l.len() == 76), "{text}");
+        let joined = lines.concat();
+        assert_eq!(base64::engine::general_purpose::STANDARD.decode(joined).unwrap(), bytes);
+        assert_eq!(base64_lines(b""), "");
+    }
 
     fn identity() -> Identity {
         Identity {

@@ -28,7 +28,8 @@ use time::OffsetDateTime;
 use crate::collect::{Running, sts};
 
 fn base64(bytes: &[u8]) -> String {
-    mtasts_reporter::compose::base64_lines(bytes).replace("\r\n", "")
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode(bytes)
 }
 
 fn pem(der: &[u8]) -> String {
